@@ -1,0 +1,448 @@
+//! The command line: subcommands and how their results are printed.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::pipeline::plan;
+use crate::pipeline::runner::{self, RunOptions, RunReport};
+use crate::pipeline::spec::{self, PipelineSpec, StageSpec};
+use crate::registry::{self, Role};
+use crate::stage::RunSettings;
+
+/// Prepare data for knowledge distillation: augment Parquet text corpora, reproducibly.
+#[derive(Debug, Parser)]
+#[command(name = "retort", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline file.
+    Run {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Check a pipeline file and report every problem at once.
+    Validate {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+    },
+    /// Print a pipeline's graph in Graphviz DOT.
+    Graph {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+    },
+    /// List the stage kinds.
+    Stages,
+    /// Show a stage kind's keys and a complete example pipeline.
+    Describe {
+        /// The stage kind, e.g. `synonym`.
+        kind: String,
+    },
+    /// Run one transform stage alone: INPUT -> KIND -> OUTPUT (for Makefile chaining).
+    Stage {
+        /// The stage kind, e.g. `synonym`.
+        kind: String,
+        /// Input: a Parquet file, a folder of them (such as an earlier stage's output) or a glob.
+        #[arg(long)]
+        input: String,
+        /// Output folder.
+        #[arg(long)]
+        output: String,
+        /// Set a key of the stage: `--set copies=4`; `source.KEY=...` and `sink.KEY=...` set
+        /// keys of the Parquet source and sink.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        sets: Vec<(String, String)>,
+        /// Pipeline seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Summarise an output folder: rows by op, labels, rejects, samples, bytes per row.
+    Inspect {
+        /// Output folder (or Parquet file or glob).
+        path: String,
+        /// Sample rows to show.
+        #[arg(long, default_value_t = 6)]
+        samples: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PipelineArgs {
+    /// The pipeline file (TOML).
+    pipeline: PathBuf,
+    /// Set a pipeline variable: `--var input=data/train.parquet` fills `${input}`.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    vars: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+struct RuntimeArgs {
+    /// Process only shard I of N (I from 1): a deterministic share of the input row groups,
+    /// written to its own parts and manifest.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<(u32, u32)>,
+    /// Worker threads for data-parallel work (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Rows per batch read from the input.
+    #[arg(long, default_value_t = 1024)]
+    batch_size: usize,
+    /// Device for model stages: `cpu` (this build has no CUDA support).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Overwrite output folders that hold another run's files.
+    #[arg(long)]
+    force: bool,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Print the run summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    if k.is_empty() {
+        return Err(format!("`{s}` has an empty name"));
+    }
+    Ok((k.trim().to_string(), v.to_string()))
+}
+
+fn parse_shard(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}` is not I/N (for example 1/4)"))?;
+    let i: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{i}` is not a shard number"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{n}` is not a shard count"))?;
+    if n == 0 || i == 0 || i > n {
+        return Err(format!(
+            "shard `{s}` is out of range: shards are numbered 1 to N (for example 1/4 ... 4/4)"
+        ));
+    }
+    Ok((i - 1, n))
+}
+
+/// Parses arguments and runs the command; returns the exit code.
+pub fn run<I, T>(args: I) -> Result<i32>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return Ok(code);
+        }
+    };
+    match cli.command {
+        Command::Run { pipeline, runtime } => {
+            let spec = spec::load(&pipeline.pipeline, &pipeline.vars)?;
+            let origin = format!("`{}`", pipeline.pipeline.display());
+            execute(&spec, &origin, &runtime)
+        }
+        Command::Validate { pipeline } => {
+            let spec = spec::load(&pipeline.pipeline, &pipeline.vars)?;
+            let settings = RunSettings {
+                seed: spec.seed,
+                shard: None,
+                batch_size: 1024,
+                threads: 1,
+            };
+            let origin = format!("`{}`", pipeline.pipeline.display());
+            let plan = plan::build(&spec, &settings, &origin)?;
+            println!(
+                "{origin} is valid: {} stage{} ({})",
+                plan.stages.len(),
+                if plan.stages.len() == 1 { "" } else { "s" },
+                plan.stages
+                    .iter()
+                    .map(|s| format!("{}: {}", s.id, s.kind.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(0)
+        }
+        Command::Graph { pipeline } => {
+            let spec = spec::load(&pipeline.pipeline, &pipeline.vars)?;
+            let settings = RunSettings {
+                seed: spec.seed,
+                shard: None,
+                batch_size: 1024,
+                threads: 1,
+            };
+            let plan = plan::build(
+                &spec,
+                &settings,
+                &format!("`{}`", pipeline.pipeline.display()),
+            )?;
+            print!("{}", plan.to_dot());
+            Ok(0)
+        }
+        Command::Stages => {
+            print!("{}", stages_text());
+            Ok(0)
+        }
+        Command::Describe { kind } => {
+            print!("{}", describe_text(&kind)?);
+            Ok(0)
+        }
+        Command::Stage {
+            kind,
+            input,
+            output,
+            sets,
+            seed,
+            runtime,
+        } => {
+            let spec = single_stage_spec(&kind, &input, &output, &sets, seed)?;
+            execute(&spec, &format!("`retort stage {kind}`"), &runtime)
+        }
+        Command::Inspect {
+            path,
+            samples,
+            json,
+        } => {
+            let report = crate::inspect::inspect(&path, samples)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn check_device(device: &str) -> Result<()> {
+    match device {
+        "cpu" => Ok(()),
+        d if d == "cuda" || d.starts_with("cuda:") => Err(Error::user(format!(
+            "device `{d}` asked for, but this build of retort has no CUDA support"
+        ))
+        .with_hint("use `--device cpu`, or build with `cargo build --release --features cuda`")),
+        d => Err(Error::user(format!("unknown device `{d}`")).with_hint("use `cpu` or `cuda:N`")),
+    }
+}
+
+fn execute(spec: &PipelineSpec, origin: &str, rt: &RuntimeArgs) -> Result<i32> {
+    check_device(&rt.device)?;
+    if rt.batch_size == 0 {
+        return Err(Error::user("`--batch-size` must be at least 1"));
+    }
+    let threads = rt.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if threads == 0 {
+        return Err(Error::user("`--threads` must be at least 1"));
+    }
+    let settings = RunSettings {
+        seed: spec.seed,
+        shard: rt.shard,
+        batch_size: rt.batch_size,
+        threads,
+    };
+    let plan = plan::build(spec, &settings, origin)?;
+    let opts = RunOptions {
+        progress: !rt.quiet && std::io::stderr().is_terminal(),
+        force: rt.force,
+    };
+    let report = runner::run(plan, Arc::new(settings), &opts)?;
+    if rt.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else if !rt.quiet {
+        eprint!("{}", summary_text(&report));
+    }
+    Ok(0)
+}
+
+/// Builds `source -> KIND -> sink` for `retort stage`.
+fn single_stage_spec(
+    kind: &str,
+    input: &str,
+    output: &str,
+    sets: &[(String, String)],
+    seed: u64,
+) -> Result<PipelineSpec> {
+    let k = registry::find(kind).ok_or_else(|| {
+        let mut e = Error::user(format!("unknown stage kind `{kind}`"));
+        if let Some(n) = registry::nearest(kind, registry::STAGE_KINDS.iter().map(|k| k.name())) {
+            e = e.with_hint(format!("did you mean `{n}`?"));
+        } else {
+            e = e.with_hint("run `retort stages` to list them");
+        }
+        e
+    })?;
+    if k.role() != Role::Transform {
+        return Err(Error::user(format!(
+            "`{kind}` is a {}; `retort stage` runs a transform between a Parquet source and sink",
+            k.role()
+        )));
+    }
+    let mut source = toml::Table::new();
+    source.insert("path".into(), toml::Value::String(input.into()));
+    let mut sink = toml::Table::new();
+    sink.insert("path".into(), toml::Value::String(output.into()));
+    let mut own = toml::Table::new();
+    for (key, raw) in sets {
+        let value = spec::typed_scalar(raw);
+        if let Some(k) = key.strip_prefix("source.") {
+            source.insert(k.into(), value);
+        } else if let Some(k) = key.strip_prefix("sink.") {
+            sink.insert(k.into(), value);
+        } else {
+            own.insert(key.clone(), value);
+        }
+    }
+    let stage = |id: &str, kind: &str, inputs: &[&str], config: toml::Table| StageSpec {
+        id: id.into(),
+        kind: kind.into(),
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        config,
+    };
+    Ok(PipelineSpec {
+        name: kind.to_string(),
+        seed,
+        stages: vec![
+            stage("input", "parquet_source", &[], source),
+            stage(kind, kind, &["input"], own),
+            stage("output", "parquet_sink", &[kind], sink),
+        ],
+        problems: vec![],
+    })
+}
+
+/// The text of `retort stages`.
+pub fn stages_text() -> String {
+    let mut s = String::new();
+    for k in registry::STAGE_KINDS {
+        s.push_str(&format!(
+            "{:<16} {:<10} {}\n",
+            k.name(),
+            k.role().to_string(),
+            k.summary()
+        ));
+    }
+    s.push_str("\nRun `retort describe KIND` for a kind's keys and a complete example.\n");
+    s
+}
+
+/// The text of `retort describe KIND`.
+pub fn describe_text(kind: &str) -> Result<String> {
+    let k = registry::find(kind).ok_or_else(|| {
+        let e = Error::user(format!("unknown stage kind `{kind}`"));
+        match registry::nearest(kind, registry::STAGE_KINDS.iter().map(|k| k.name())) {
+            Some(n) => e.with_hint(format!("did you mean `{n}`?")),
+            None => e.with_hint("run `retort stages` to list them"),
+        }
+    })?;
+    let mut s = format!("{} ({})\n  {}\n\nkeys:\n", k.name(), k.role(), k.summary());
+    let mut keys = vec![registry::KeyDoc {
+        name: "kind".into(),
+        ty: "string".into(),
+        default: None,
+        required: true,
+        doc: format!("`{}`", k.name()),
+    }];
+    if k.role() != Role::Source {
+        keys.push(registry::KeyDoc {
+            name: "inputs".into(),
+            ty: "array of string".into(),
+            default: None,
+            required: true,
+            doc: "The stages whose rows this stage reads.".into(),
+        });
+    }
+    keys.extend(k.keys());
+    for key in keys {
+        let default = match (&key.default, key.required) {
+            (Some(d), _) => format!(" (default {d})"),
+            (None, true) => " (required)".into(),
+            (None, false) => " (optional)".into(),
+        };
+        s.push_str(&format!(
+            "  {} : {}{default}\n      {}\n",
+            key.name, key.ty, key.doc
+        ));
+    }
+    s.push_str("\nexample (run it with `retort run FILE --var input=... --var output=...`):\n\n");
+    s.push_str(k.example());
+    Ok(s)
+}
+
+/// The per-stage summary printed after a run.
+pub fn summary_text(r: &RunReport) -> String {
+    let mut s = String::new();
+    if r.up_to_date {
+        s.push_str(&format!(
+            "pipeline `{}` is up to date: nothing to do\n",
+            r.pipeline
+        ));
+    } else {
+        s.push_str(&format!(
+            "pipeline `{}` finished in {:.2} s\n",
+            r.pipeline, r.seconds
+        ));
+    }
+    s.push_str(&format!(
+        "{:<14} {:<15} {:>10} {:>10} {:>9} {:>10} {:>8} {:>10}\n",
+        "stage", "kind", "rows in", "rows out", "rejected", "unchanged", "busy s", "rows/s"
+    ));
+    for st in &r.stages {
+        let t = &st.tally;
+        s.push_str(&format!(
+            "{:<14} {:<15} {:>10} {:>10} {:>9} {:>10} {:>8.2} {:>10.0}\n",
+            st.stage,
+            st.kind,
+            t.rows_in,
+            t.rows_out_total(),
+            t.rows_rejected,
+            t.rows_unchanged,
+            st.busy_seconds,
+            st.rows_per_second
+        ));
+    }
+    for sink in &r.sinks {
+        s.push_str(&format!(
+            "wrote {} rows in {} file{} to {}\n",
+            sink.rows,
+            sink.files,
+            if sink.files == 1 { "" } else { "s" },
+            sink.path
+        ));
+    }
+    s
+}

@@ -1,0 +1,6 @@
+//! Reading and writing Parquet: the source, the sink with its manifest, input file listing.
+
+pub mod files;
+pub mod manifest;
+pub mod sink;
+pub mod source;

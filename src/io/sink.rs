@@ -1,0 +1,686 @@
+//! `parquet_sink`: writes part files atomically, journals each commit, and writes the manifest
+//! `_SUCCESS.json` last. A crashed run resumes from the last committed part.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression as PqCompression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::batch::{Batch, Reject, Tally};
+use crate::error::{io_error, Error, Result};
+use crate::io::manifest::{read_json, write_json_atomic, FileEntry, Manifest, PartRecord};
+use crate::registry::{keys_of, parse_table, BuildContext, Built, Kind, Role};
+use crate::stage::{RunIdentity, RunSettings, Sink, SinkReport, SinkStart, StageContext};
+
+/// Compression codec of the part files.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Zstandard (level set by `zstd_level`).
+    Zstd,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// No compression.
+    None,
+}
+
+/// Configuration of `parquet_sink`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSinkConfig {
+    /// Output folder. It holds `part-NNNNN.parquet` files and, once complete, `_SUCCESS.json`.
+    pub path: String,
+    /// Start a new part file after this many rows.
+    #[serde(default = "default_rows_per_file")]
+    pub rows_per_file: u64,
+    /// Start a new part file after about this many bytes.
+    #[serde(default = "default_bytes_per_file")]
+    pub bytes_per_file: u64,
+    /// Rows per Parquet row group (readers like tens of thousands).
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Compression codec.
+    #[serde(default = "default_compression")]
+    pub compression: Compression,
+    /// Zstandard level (1-22).
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
+}
+
+fn default_rows_per_file() -> u64 {
+    1_000_000
+}
+fn default_bytes_per_file() -> u64 {
+    512 * 1024 * 1024
+}
+fn default_row_group_rows() -> usize {
+    65_536
+}
+fn default_compression() -> Compression {
+    Compression::Zstd
+}
+fn default_zstd_level() -> i32 {
+    3
+}
+
+/// The registry entry.
+pub static KIND: Kind<ParquetSinkConfig> = Kind {
+    name: "parquet_sink",
+    role: Role::Sink,
+    summary: "Write rows to Parquet part files with a manifest, atomically and resumably",
+    example: r#"[vars]
+input = "data/train.parquet"
+output = "out/copy"
+
+[pipeline]
+name = "copy"
+seed = 1
+
+[stages.corpus]
+kind = "parquet_source"
+path = "${input}"
+
+[stages.out]
+kind = "parquet_sink"
+inputs = ["corpus"]
+path = "${output}"
+rows_per_file = 1000000
+row_group_rows = 65536
+compression = "zstd"
+zstd_level = 3
+"#,
+    parse: parse_table::<ParquetSinkConfig>,
+    keys: keys_of::<ParquetSinkConfig>,
+    build: |cfg, cx| Ok(Built::Sink(Box::new(ParquetSink::new(cfg, cx)?))),
+    config: std::marker::PhantomData,
+};
+
+/// A file writer that hashes and counts what it writes.
+struct HashingFile {
+    file: std::io::BufWriter<std::fs::File>,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// The part being written.
+struct OpenPart {
+    writer: Option<ArrowWriter<HashingFile>>,
+    rows: u64,
+    seq_first: u64,
+    seq_last: u64,
+    stages: BTreeMap<String, Tally>,
+    rejects: Vec<Reject>,
+    ops: BTreeMap<String, u64>,
+}
+
+/// Writes Parquet parts into a folder.
+pub struct ParquetSink {
+    cfg: ParquetSinkConfig,
+    dir: PathBuf,
+    prefix: String,
+    manifest_name: String,
+    settings: RunSettings,
+    schema: Option<SchemaRef>,
+    identity: Option<RunIdentity>,
+    start_seq: u64,
+    done: bool,
+    committed: Vec<PartRecord>,
+    open: Option<OpenPart>,
+    seen: HashSet<(String, u64)>,
+}
+
+impl ParquetSink {
+    /// Creates the sink; touches nothing on disk until the run starts.
+    pub fn new(cfg: ParquetSinkConfig, cx: &BuildContext<'_>) -> Result<Self> {
+        if cfg.rows_per_file == 0 || cfg.row_group_rows == 0 || cfg.bytes_per_file == 0 {
+            return Err(Error::user(
+                "`rows_per_file`, `bytes_per_file` and `row_group_rows` must be at least 1",
+            ));
+        }
+        if !(1..=22).contains(&cfg.zstd_level) {
+            return Err(Error::user(format!(
+                "`zstd_level` is {}; it must be between 1 and 22",
+                cfg.zstd_level
+            )));
+        }
+        let tag = cx.settings.shard_tag();
+        Ok(ParquetSink {
+            dir: PathBuf::from(&cfg.path),
+            prefix: tag.as_ref().map(|t| format!("{t}.")).unwrap_or_default(),
+            manifest_name: match &tag {
+                Some(t) => format!("_SUCCESS.{t}.json"),
+                None => "_SUCCESS.json".into(),
+            },
+            cfg,
+            settings: cx.settings.clone(),
+            schema: None,
+            identity: None,
+            start_seq: 0,
+            done: false,
+            committed: Vec::new(),
+            open: None,
+            seen: HashSet::new(),
+        })
+    }
+
+    fn part_name(&self, index: u32) -> String {
+        format!("{}part-{index:05}.parquet", self.prefix)
+    }
+
+    fn progress_dir(&self) -> PathBuf {
+        self.dir.join("_progress")
+    }
+
+    fn rejects_dir(&self) -> PathBuf {
+        self.dir.join("_rejects")
+    }
+
+    /// Files of this shard that a run writes, by folder.
+    fn is_ours(&self, name: &str) -> bool {
+        let rest = name.strip_prefix("_tmp.").unwrap_or(name);
+        rest.strip_prefix(self.prefix.as_str())
+            .is_some_and(|r| r.starts_with("part-"))
+            || name == self.manifest_name
+    }
+
+    /// Removes every file of this shard (for `--force` and for uncommitted leftovers).
+    fn remove_ours(&self, keep: &HashSet<String>) -> Result<()> {
+        for dir in [self.dir.clone(), self.rejects_dir(), self.progress_dir()] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let rel = relative(&dir, &self.dir, &name);
+                if self.is_ours(&name) && !keep.contains(&rel) {
+                    fs_err::remove_file(e.path()).map_err(|err| {
+                        io_error(format!("cannot remove `{}`", e.path().display()), err)
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn foreign_files(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return vec![];
+        };
+        entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".parquet") && !crate::io::files::is_hidden(n))
+            .filter(|n| !n.starts_with("part-") && !n.starts_with("shard-"))
+            .collect()
+    }
+
+    fn refuse(&self, what: &str) -> Error {
+        Error::user(format!("output folder `{}` {what}", self.dir.display())).with_hint(
+            "choose another output folder, delete this one, or pass `--force` to overwrite it",
+        )
+    }
+
+    fn writer_props(&self) -> Result<WriterProperties> {
+        let compression = match self.cfg.compression {
+            Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(self.cfg.zstd_level)?),
+            Compression::Snappy => PqCompression::SNAPPY,
+            Compression::Lz4 => PqCompression::LZ4_RAW,
+            Compression::None => PqCompression::UNCOMPRESSED,
+        };
+        let id = self.identity.as_ref();
+        let kv = vec![
+            KeyValue::new(
+                "retort.version".into(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
+            KeyValue::new(
+                "retort.pipeline".into(),
+                id.map(|i| i.pipeline.clone()).unwrap_or_default(),
+            ),
+            KeyValue::new(
+                "retort.fingerprint".into(),
+                id.map(|i| i.fingerprint.clone()).unwrap_or_default(),
+            ),
+            KeyValue::new("retort.seed".into(), self.settings.seed.to_string()),
+        ];
+        Ok(WriterProperties::builder()
+            .set_compression(compression)
+            .set_max_row_group_row_count(Some(self.cfg.row_group_rows))
+            .set_key_value_metadata(Some(kv))
+            .build())
+    }
+
+    fn open_writer(&self, index: u32, schema: &SchemaRef) -> Result<ArrowWriter<HashingFile>> {
+        let tmp = self.dir.join(format!("_tmp.{}", self.part_name(index)));
+        let file = std::fs::File::create(&tmp)
+            .map_err(|e| io_error(format!("cannot create `{}`", tmp.display()), e))?;
+        let inner = HashingFile {
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        Ok(ArrowWriter::try_new(
+            inner,
+            schema.clone(),
+            Some(self.writer_props()?),
+        )?)
+    }
+
+    fn over_limit(&self) -> bool {
+        let Some(part) = &self.open else {
+            return false;
+        };
+        let bytes = part
+            .writer
+            .as_ref()
+            .map(|w| w.bytes_written() + w.in_progress_size())
+            .unwrap_or(0) as u64;
+        part.rows >= self.cfg.rows_per_file || bytes >= self.cfg.bytes_per_file
+    }
+
+    /// Closes the open part: data file, rejects file, then the journal entry (the commit point).
+    fn commit(&mut self) -> Result<()> {
+        let Some(part) = self.open.take() else {
+            return Ok(());
+        };
+        let index = self.committed.len() as u32;
+        let name = self.part_name(index);
+        let (bytes, sha) = match part.writer {
+            Some(w) => close_and_rename(w, &self.dir, &name)?,
+            None => {
+                // A part with no rows still gets a (valid, empty) file so every part has data.
+                let schema = self.schema.clone().expect("started");
+                let w = self.open_writer(index, &schema)?;
+                close_and_rename(w, &self.dir, &name)?
+            }
+        };
+        let rejects_file = if part.rejects.is_empty() {
+            None
+        } else {
+            let rel = format!("_rejects/{name}");
+            write_rejects(&self.rejects_dir(), &name, &part.rejects)?;
+            Some(rel)
+        };
+        let record = PartRecord {
+            index,
+            fingerprint: self
+                .identity
+                .as_ref()
+                .map(|i| i.fingerprint.clone())
+                .unwrap_or_default(),
+            file: name.clone(),
+            rows: part.rows,
+            bytes,
+            sha256: sha,
+            seq_first: part.seq_first,
+            seq_last: part.seq_last,
+            rejects_file,
+            rejects: part.rejects.len() as u64,
+            rows_by_op: part.ops,
+            stages: part.stages,
+        };
+        let journal = self.progress_dir().join(name.replace(".parquet", ".json"));
+        write_json_atomic(&journal, &record)?;
+        self.committed.push(record);
+        Ok(())
+    }
+
+    fn manifest(&self) -> Manifest {
+        let mut stages: BTreeMap<String, Tally> = BTreeMap::new();
+        let mut files = Vec::new();
+        let mut rejects = Vec::new();
+        for p in &self.committed {
+            for (s, t) in &p.stages {
+                stages.entry(s.clone()).or_default().add(t);
+            }
+            files.push(FileEntry {
+                path: p.file.clone(),
+                rows: p.rows,
+                bytes: p.bytes,
+                sha256: p.sha256.clone(),
+            });
+            if let Some(r) = &p.rejects_file {
+                let path = self.dir.join(r);
+                rejects.push(FileEntry {
+                    path: r.clone(),
+                    rows: p.rejects,
+                    bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                    sha256: file_sha256(&path).unwrap_or_default(),
+                });
+            }
+        }
+        let rows_by_op = self.rows_by_op();
+        let id = self.identity.as_ref();
+        Manifest {
+            tool: "retort".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            pipeline: id.map(|i| i.pipeline.clone()).unwrap_or_default(),
+            fingerprint: id.map(|i| i.fingerprint.clone()).unwrap_or_default(),
+            seed: self.settings.seed,
+            shard: self.settings.shard.map(|(i, n)| [i + 1, n]),
+            rows: self.committed.iter().map(|p| p.rows).sum(),
+            rows_rejected: self.committed.iter().map(|p| p.rejects).sum(),
+            rows_by_op,
+            files,
+            rejects,
+            stages,
+            config: id.map(|i| i.config.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn rows_by_op(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for p in &self.committed {
+            for (k, v) in &p.rows_by_op {
+                *out.entry(k.clone()).or_default() += v;
+            }
+        }
+        out
+    }
+}
+
+/// Adds the rows of `batch` by `op` into `ops`.
+fn count_ops(batch: &RecordBatch, ops: &mut BTreeMap<String, u64>) {
+    let Some(col) = batch
+        .column_by_name(crate::batch::col::OP)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+    else {
+        return;
+    };
+    let mut last: Option<(&str, u64)> = None;
+    for op in col.iter() {
+        let op = op.unwrap_or("");
+        match &mut last {
+            Some((o, n)) if *o == op => *n += 1,
+            _ => {
+                if let Some((o, n)) = last.take() {
+                    *ops.entry(o.to_string()).or_default() += n;
+                }
+                last = Some((op, 1));
+            }
+        }
+    }
+    if let Some((o, n)) = last {
+        *ops.entry(o.to_string()).or_default() += n;
+    }
+}
+
+fn relative(dir: &Path, root: &Path, name: &str) -> String {
+    match dir.strip_prefix(root) {
+        Ok(p) if !p.as_os_str().is_empty() => format!("{}/{name}", p.display()),
+        _ => name.to_string(),
+    }
+}
+
+fn file_sha256(path: &Path) -> Result<String> {
+    let bytes = fs_err::read(path).map_err(|e| io_error("cannot read", e))?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+/// Finishes a writer, syncs the file and renames it from its temporary name.
+fn close_and_rename(w: ArrowWriter<HashingFile>, dir: &Path, name: &str) -> Result<(u64, String)> {
+    let mut inner = w.into_inner()?;
+    inner
+        .flush()
+        .map_err(|e| io_error("cannot write part", e))?;
+    let HashingFile {
+        file,
+        hasher,
+        bytes,
+    } = inner;
+    let file = file
+        .into_inner()
+        .map_err(|e| io_error("cannot write part", e.into_error()))?;
+    file.sync_all()
+        .map_err(|e| io_error("cannot sync part", e))?;
+    let tmp = dir.join(format!("_tmp.{name}"));
+    fs_err::rename(&tmp, dir.join(name)).map_err(|e| io_error("cannot commit part", e))?;
+    Ok((bytes, hex::encode(hasher.finalize())))
+}
+
+/// The schema of `_rejects/` files.
+pub fn rejects_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("stage", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("detail", DataType::Utf8, false),
+        Field::new("id", DataType::Utf8, true),
+        Field::new("text", DataType::Utf8, true),
+    ]))
+}
+
+fn write_rejects(dir: &Path, name: &str, rejects: &[Reject]) -> Result<()> {
+    fs_err::create_dir_all(dir).map_err(|e| io_error("cannot create `_rejects`", e))?;
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rejects.iter().map(|r| r.stage.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rejects.iter().map(|r| r.reason.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rejects.iter().map(|r| r.detail.as_str()),
+        )),
+        Arc::new(StringArray::from_iter(
+            rejects.iter().map(|r| r.id.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter(
+            rejects.iter().map(|r| r.text.as_deref()),
+        )),
+    ];
+    let batch = RecordBatch::try_new(rejects_schema(), cols)?;
+    let tmp = dir.join(format!("_tmp.{name}"));
+    let file =
+        std::fs::File::create(&tmp).map_err(|e| io_error("cannot create rejects file", e))?;
+    let props = WriterProperties::builder()
+        .set_compression(PqCompression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut w = ArrowWriter::try_new(file, rejects_schema(), Some(props))?;
+    w.write(&batch)?;
+    let file = w.into_inner()?;
+    file.sync_all()
+        .map_err(|e| io_error("cannot sync rejects file", e))?;
+    fs_err::rename(&tmp, dir.join(name)).map_err(|e| io_error("cannot commit rejects file", e))?;
+    Ok(())
+}
+
+impl Sink for ParquetSink {
+    fn accepts(&self, _input: &SchemaRef) -> Result<()> {
+        Ok(())
+    }
+
+    fn start(&mut self, run: &RunIdentity, schema: &SchemaRef) -> Result<SinkStart> {
+        self.identity = Some(run.clone());
+        self.schema = Some(schema.clone());
+        fs_err::create_dir_all(&self.dir).map_err(|e| {
+            io_error(
+                format!("cannot create output folder `{}`", self.dir.display()),
+                e,
+            )
+        })?;
+        let manifest_path = self.dir.join(&self.manifest_name);
+        if manifest_path.exists() {
+            let m: Manifest = read_json(&manifest_path)?;
+            if m.fingerprint == run.fingerprint && !run.force {
+                self.done = true;
+                return Ok(SinkStart::Done);
+            }
+            if !run.force {
+                return Err(self.refuse(&format!(
+                    "already holds a finished run of another configuration (`{}` has fingerprint {}, this run has {})",
+                    self.manifest_name, m.fingerprint, run.fingerprint
+                )));
+            }
+        }
+        if run.force {
+            self.remove_ours(&HashSet::new())?;
+        }
+        // Committed parts of an interrupted attempt.
+        let mut records: Vec<PartRecord> = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(self.progress_dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&self.prefix)
+                    && name.contains("part-")
+                    && name.ends_with(".json")
+                    && !name.starts_with("_tmp.")
+                {
+                    if !self.prefix.is_empty() || !name.starts_with("shard-") {
+                        records.push(read_json(&e.path())?);
+                    }
+                }
+            }
+        }
+        records.sort_by_key(|r| r.index);
+        if let Some(r) = records.iter().find(|r| r.fingerprint != run.fingerprint) {
+            return Err(self.refuse(&format!(
+                "holds an unfinished run of another configuration (part {} has fingerprint {}, this run has {})",
+                r.index, r.fingerprint, run.fingerprint
+            )));
+        }
+        // Keep the longest prefix of parts whose files are intact.
+        let mut keep = HashSet::new();
+        let mut next_seq = 0;
+        for (i, r) in records.into_iter().enumerate() {
+            let size = std::fs::metadata(self.dir.join(&r.file))
+                .map(|m| m.len())
+                .ok();
+            if r.index as usize != i || r.seq_first != next_seq || size != Some(r.bytes) {
+                break;
+            }
+            next_seq = r.seq_last + 1;
+            keep.insert(r.file.clone());
+            keep.insert(format!("_progress/{}", r.file.replace(".parquet", ".json")));
+            if let Some(f) = &r.rejects_file {
+                keep.insert(f.clone());
+            }
+            self.committed.push(r);
+        }
+        if self.committed.is_empty() {
+            let foreign = self.foreign_files();
+            if !foreign.is_empty() && !run.force {
+                return Err(self.refuse(&format!(
+                    "already holds Parquet files that retort did not write ({})",
+                    foreign.join(", ")
+                )));
+            }
+        }
+        self.remove_ours(&keep)?;
+        self.start_seq = next_seq;
+        Ok(SinkStart::From(next_seq))
+    }
+
+    fn write(&mut self, batch: Batch, _cx: &mut StageContext) -> Result<()> {
+        if self.done || batch.seq < self.start_seq {
+            return Ok(());
+        }
+        if let Some(open) = &self.open {
+            if batch.seq > open.seq_last && self.over_limit() {
+                self.commit()?;
+            }
+        }
+        if self.open.is_none() {
+            self.open = Some(OpenPart {
+                writer: None,
+                rows: 0,
+                seq_first: batch.seq,
+                seq_last: batch.seq,
+                stages: BTreeMap::new(),
+                rejects: Vec::new(),
+                ops: BTreeMap::new(),
+            });
+        }
+        let index = self.committed.len() as u32;
+        let need_writer =
+            batch.data.num_rows() > 0 && self.open.as_ref().is_some_and(|p| p.writer.is_none());
+        let new_writer = if need_writer {
+            Some(self.open_writer(index, &batch.data.schema())?)
+        } else {
+            None
+        };
+        let part = self.open.as_mut().expect("opened above");
+        if let Some(w) = new_writer {
+            part.writer = Some(w);
+        }
+        for ((stage, emission), entry) in batch.ledger.entries() {
+            if self.seen.insert((stage.clone(), *emission)) {
+                part.stages
+                    .entry(stage.clone())
+                    .or_default()
+                    .add(&entry.tally);
+                part.rejects.extend(entry.rejects.iter().cloned());
+            }
+        }
+        if batch.data.num_rows() > 0 {
+            count_ops(&batch.data, &mut part.ops);
+            part.writer.as_mut().expect("writer").write(&batch.data)?;
+            part.rows += batch.data.num_rows() as u64;
+        }
+        part.seq_last = batch.seq;
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, _cx: &mut StageContext) -> Result<SinkReport> {
+        if self.done {
+            let m: Manifest = read_json(&self.dir.join(&self.manifest_name))?;
+            return Ok(SinkReport {
+                path: self.dir.display().to_string(),
+                rows: m.rows,
+                files: m.files.len(),
+                up_to_date: true,
+                rows_by_op: m.rows_by_op,
+                stages: m.stages,
+            });
+        }
+        if self.open.is_some() || self.committed.is_empty() {
+            if self.open.is_none() {
+                // No input at all: still leave one (empty) part so readers know the schema.
+                self.open = Some(OpenPart {
+                    writer: None,
+                    rows: 0,
+                    seq_first: self.start_seq,
+                    seq_last: self.start_seq,
+                    stages: BTreeMap::new(),
+                    rejects: vec![],
+                    ops: BTreeMap::new(),
+                });
+            }
+            self.commit()?;
+        }
+        let manifest = self.manifest();
+        write_json_atomic(&self.dir.join(&self.manifest_name), &manifest)?;
+        Ok(SinkReport {
+            path: self.dir.display().to_string(),
+            rows: manifest.rows,
+            files: manifest.files.len(),
+            up_to_date: false,
+            rows_by_op: manifest.rows_by_op,
+            stages: manifest.stages,
+        })
+    }
+}

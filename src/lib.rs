@@ -1,0 +1,27 @@
+//! `retort` prepares data for knowledge distillation.
+//!
+//! It streams Parquet text corpora through a graph of stages: augmentation (WordNet synonym
+//! replacement, token perturbation, sentence shuffling, the EDA recipe), then writes Parquet
+//! part files with a manifest. Every row carries its provenance (`id`, `parent_id`, `op`,
+//! `op_params`, `seed`), every random choice is seeded per row, and every input row ends up in
+//! the output or in `_rejects/` with a reason.
+//!
+//! Modules:
+//! - [`pipeline`]: pipeline files, validation into a graph, the threaded runner;
+//! - [`stage`] and [`registry`]: the stage traits and the one list of stage kinds;
+//! - [`io`]: Parquet source and sink, manifests;
+//! - [`augment`]: the augmenters and the adapter that makes them stages;
+//! - [`cli`]: the command line.
+
+pub mod augment;
+pub mod batch;
+pub mod cli;
+pub mod error;
+pub mod inspect;
+pub mod io;
+pub mod pipeline;
+pub mod registry;
+pub mod seed;
+pub mod stage;
+
+pub use error::{Error, Result};

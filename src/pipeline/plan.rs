@@ -1,0 +1,399 @@
+//! Validation of a pipeline into a runnable graph: every problem is reported at once.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::datatypes::SchemaRef;
+
+use crate::error::{Error, Result};
+use crate::pipeline::spec::PipelineSpec;
+use crate::registry::{self, BuildContext, Built, Role, StageKind};
+use crate::stage::RunSettings;
+
+/// A validated stage.
+pub struct PlannedStage {
+    /// Stage id.
+    pub id: String,
+    /// Its kind.
+    pub kind: &'static dyn StageKind,
+    /// Indices (into `Plan::stages`) of its inputs, in the order written.
+    pub inputs: Vec<usize>,
+    /// Schema of the stage's output (for sinks, of what they receive).
+    pub schema: SchemaRef,
+    /// The built stage; taken by the runner.
+    pub built: Option<Built>,
+}
+
+/// A validated, built pipeline in topological order.
+pub struct Plan {
+    /// Pipeline name.
+    pub name: String,
+    /// Pipeline seed.
+    pub seed: u64,
+    /// Stages, sources first, every stage after its inputs.
+    pub stages: Vec<PlannedStage>,
+    /// The resolved pipeline (after variables), as recorded in manifests.
+    pub config: serde_json::Value,
+}
+
+/// Checks the structure of the graph without building anything: kinds, keys, inputs, cycles.
+/// Returns the topological order (indices into `spec.stages`) when the structure is sound.
+fn check_structure(spec: &PipelineSpec, problems: &mut Vec<String>) -> Option<Vec<usize>> {
+    let ids: Vec<&str> = spec.stages.iter().map(|s| s.id.as_str()).collect();
+    let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+    let mut sound = true;
+    let mut kinds = Vec::new();
+    for s in &spec.stages {
+        let kind = registry::find(&s.kind);
+        match kind {
+            None => {
+                sound = false;
+                let names = registry::STAGE_KINDS.iter().map(|k| k.name());
+                let mut msg = format!("stage `{}`: unknown kind `{}`", s.id, s.kind);
+                match registry::nearest(&s.kind, names) {
+                    Some(n) => msg.push_str(&format!(" (did you mean `{n}`?)")),
+                    None => msg.push_str(" (run `retort stages` to list them)"),
+                }
+                problems.push(msg);
+            }
+            Some(k) => {
+                if let Err(e) = k.check(&s.config) {
+                    sound = false;
+                    problems.push(format!("stage `{}` ({}): {e}", s.id, k.name()));
+                }
+                match (k.role(), s.inputs.is_empty()) {
+                    (Role::Source, false) => {
+                        sound = false;
+                        problems.push(format!(
+                            "stage `{}`: a {} stage takes no `inputs`",
+                            s.id,
+                            k.name()
+                        ));
+                    }
+                    (Role::Transform | Role::Sink, true) => {
+                        sound = false;
+                        problems.push(format!(
+                            "stage `{}`: a {} stage needs `inputs = [...]`",
+                            s.id,
+                            k.name()
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        kinds.push(kind);
+        for input in &s.inputs {
+            if !index.contains_key(input.as_str()) {
+                sound = false;
+                let mut msg = format!("stage `{}`: unknown input `{input}`", s.id);
+                if let Some(n) = registry::nearest(input, ids.iter().copied()) {
+                    msg.push_str(&format!(" (did you mean `{n}`?)"));
+                }
+                problems.push(msg);
+            } else if let Some(Some(k)) = kinds.get(index[input.as_str()]) {
+                if k.role() == Role::Sink {
+                    sound = false;
+                    problems.push(format!(
+                        "stage `{}`: input `{input}` is a sink, which has no output",
+                        s.id
+                    ));
+                }
+            }
+        }
+    }
+    // A stage whose kind is known only later in the file can still be a sink input.
+    for s in &spec.stages {
+        for input in &s.inputs {
+            if let Some(&i) = index.get(input.as_str()) {
+                if let Some(k) = kinds[i] {
+                    if k.role() == Role::Sink && i > index[s.id.as_str()] {
+                        sound = false;
+                        problems.push(format!(
+                            "stage `{}`: input `{input}` is a sink, which has no output",
+                            s.id
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // Every non-sink stage must feed something; there must be a sink.
+    let consumed: Vec<bool> = (0..spec.stages.len())
+        .map(|i| {
+            spec.stages
+                .iter()
+                .any(|s| s.inputs.iter().any(|x| x == ids[i]))
+        })
+        .collect();
+    for (i, s) in spec.stages.iter().enumerate() {
+        if let Some(k) = kinds[i] {
+            if k.role() != Role::Sink && !consumed[i] {
+                problems.push(format!(
+                    "stage `{}` is not read by any stage: add it to a sink's `inputs`",
+                    s.id
+                ));
+                sound = false;
+            }
+        }
+    }
+    if !spec.stages.is_empty()
+        && !kinds
+            .iter()
+            .any(|k| matches!(k, Some(k) if k.role() == Role::Sink))
+    {
+        problems.push("the pipeline has no sink (e.g. `kind = \"parquet_sink\"`)".into());
+        sound = false;
+    }
+    let order = topo_order(spec, &index, problems);
+    if sound {
+        order
+    } else {
+        None
+    }
+}
+
+/// Kahn's algorithm, ties broken by file order; reports a cycle as a chain.
+fn topo_order(
+    spec: &PipelineSpec,
+    index: &HashMap<&str, usize>,
+    problems: &mut Vec<String>,
+) -> Option<Vec<usize>> {
+    let n = spec.stages.len();
+    let deps: Vec<Vec<usize>> = spec
+        .stages
+        .iter()
+        .map(|s| {
+            s.inputs
+                .iter()
+                .filter_map(|i| index.get(i.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let mut done = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    while order.len() < n {
+        let next = (0..n).find(|&i| !done[i] && deps[i].iter().all(|&d| done[d]));
+        match next {
+            Some(i) => {
+                done[i] = true;
+                order.push(i);
+            }
+            None => {
+                // Follow inputs from an unfinished stage until one repeats: that is the cycle.
+                let start = (0..n).find(|&i| !done[i]).unwrap_or(0);
+                let mut path = vec![start];
+                let mut cur = start;
+                loop {
+                    let Some(&nx) = deps[cur].iter().find(|&&d| !done[d]) else {
+                        break;
+                    };
+                    if let Some(pos) = path.iter().position(|&p| p == nx) {
+                        let mut chain: Vec<&str> = path[pos..]
+                            .iter()
+                            .map(|&p| spec.stages[p].id.as_str())
+                            .collect();
+                        chain.reverse();
+                        chain.push(chain[0]);
+                        problems.push(format!("the stages form a cycle: {}", chain.join(" -> ")));
+                        break;
+                    }
+                    path.push(nx);
+                    cur = nx;
+                }
+                return None;
+            }
+        }
+    }
+    Some(order)
+}
+
+/// Validates and builds a pipeline. Every problem found is reported in one error.
+pub fn build(spec: &PipelineSpec, settings: &RunSettings, origin: &str) -> Result<Plan> {
+    let mut problems = spec.problems.clone();
+    let order = check_structure(spec, &mut problems);
+    let mut stages: Vec<PlannedStage> = Vec::new();
+    if let Some(order) = order {
+        let mut new_index: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut failed = vec![false; spec.stages.len()];
+        for &i in &order {
+            let s = &spec.stages[i];
+            let kind = registry::find(&s.kind).expect("checked above");
+            let input_idx: Vec<usize> = s
+                .inputs
+                .iter()
+                .map(|name| {
+                    spec.stages
+                        .iter()
+                        .position(|x| &x.id == name)
+                        .expect("checked")
+                })
+                .collect();
+            if input_idx.iter().any(|&j| failed[j]) {
+                failed[i] = true;
+                continue;
+            }
+            let cx = BuildContext {
+                stage: &s.id,
+                settings,
+            };
+            let built = match kind.build(&s.config, &cx) {
+                Ok(b) => b,
+                Err(e) => {
+                    failed[i] = true;
+                    problems.push(one_line(&e));
+                    continue;
+                }
+            };
+            let inputs: Vec<usize> = input_idx.iter().map(|j| new_index[j]).collect();
+            let input_schema = match input_schema(s.id.as_str(), &inputs, &stages) {
+                Ok(schema) => schema,
+                Err(p) => {
+                    failed[i] = true;
+                    problems.push(p);
+                    continue;
+                }
+            };
+            let schema = match (&built, input_schema) {
+                (Built::Source(src), _) => Ok(src.schema()),
+                (Built::Transform(t), Some(input)) => t
+                    .output_schema(&input)
+                    .map_err(|e| format!("stage `{}`: {}", s.id, one_line(&e))),
+                (Built::Sink(sink), Some(input)) => sink
+                    .accepts(&input)
+                    .map(|_| input)
+                    .map_err(|e| format!("stage `{}`: {}", s.id, one_line(&e))),
+                (_, None) => Err(format!("stage `{}` has no input", s.id)),
+            };
+            match schema {
+                Ok(schema) => {
+                    new_index.insert(i, stages.len());
+                    stages.push(PlannedStage {
+                        id: s.id.clone(),
+                        kind,
+                        inputs,
+                        schema,
+                        built: Some(built),
+                    });
+                }
+                Err(p) => {
+                    failed[i] = true;
+                    problems.push(p);
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        let n = problems.len();
+        return Err(Error::user(format!(
+            "{origin} has {n} problem{}",
+            if n == 1 { "" } else { "s" }
+        ))
+        .with_details(problems)
+        .with_hint("fix them and run `retort validate` again"));
+    }
+    Ok(Plan {
+        name: spec.name.clone(),
+        seed: spec.seed,
+        stages,
+        config: resolved_config(spec),
+    })
+}
+
+/// The schema a stage receives: all its inputs must produce the same columns.
+fn input_schema(
+    id: &str,
+    inputs: &[usize],
+    stages: &[PlannedStage],
+) -> std::result::Result<Option<SchemaRef>, String> {
+    let Some(&first) = inputs.first() else {
+        return Ok(None);
+    };
+    let schema = stages[first].schema.clone();
+    for &j in &inputs[1..] {
+        let other = &stages[j].schema;
+        if other.fields() != schema.fields() {
+            let names = |s: &SchemaRef| {
+                s.fields()
+                    .iter()
+                    .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(format!(
+                "stage `{id}`: inputs `{}` and `{}` have different columns ({} vs {})",
+                stages[first].id,
+                stages[j].id,
+                names(&schema),
+                names(other)
+            ));
+        }
+    }
+    Ok(Some(schema))
+}
+
+/// One line for an error inside a problem list: message, cause and hint.
+fn one_line(e: &Error) -> String {
+    use std::error::Error as _;
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    if let Some(h) = e.hint() {
+        s.push_str(&format!(" (hint: {h})"));
+    }
+    s
+}
+
+fn resolved_config(spec: &PipelineSpec) -> serde_json::Value {
+    let stages: serde_json::Map<String, serde_json::Value> = spec
+        .stages
+        .iter()
+        .map(|s| {
+            let mut t = s.config.clone();
+            t.insert("kind".into(), toml::Value::String(s.kind.clone()));
+            if !s.inputs.is_empty() {
+                t.insert(
+                    "inputs".into(),
+                    toml::Value::Array(s.inputs.iter().cloned().map(toml::Value::String).collect()),
+                );
+            }
+            (
+                s.id.clone(),
+                serde_json::to_value(&t).unwrap_or(serde_json::Value::Null),
+            )
+        })
+        .collect();
+    serde_json::json!({ "name": spec.name, "seed": spec.seed, "stages": stages })
+}
+
+impl Plan {
+    /// Graphviz DOT text of the graph.
+    pub fn to_dot(&self) -> String {
+        let mut s = format!(
+            "digraph \"{}\" {{\n  rankdir=LR;\n",
+            self.name.replace('"', "'")
+        );
+        for st in &self.stages {
+            let shape = match st.kind.role() {
+                Role::Source => "cylinder",
+                Role::Transform => "box",
+                Role::Sink => "folder",
+            };
+            s.push_str(&format!(
+                "  \"{}\" [label=\"{}\\n({})\", shape={shape}];\n",
+                st.id,
+                st.id,
+                st.kind.name()
+            ));
+        }
+        for st in &self.stages {
+            for &i in &st.inputs {
+                s.push_str(&format!("  \"{}\" -> \"{}\";\n", self.stages[i].id, st.id));
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+}

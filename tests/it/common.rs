@@ -1,0 +1,187 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Array, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+
+/// The project root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the `retort` binary from the project root.
+pub fn retort(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_retort"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run retort")
+}
+
+/// Runs `retort` and asserts success; returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = retort(args);
+    assert!(
+        out.status.success(),
+        "retort {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `retort`, asserts the exit code, returns stderr.
+pub fn fails(args: &[&str], code: i32) -> String {
+    let out = retort(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "retort {args:?}\nstderr:\n{stderr}"
+    );
+    stderr
+}
+
+/// The fixture corpus.
+pub fn fixture() -> String {
+    root()
+        .join("fixtures/reviews.parquet")
+        .display()
+        .to_string()
+}
+
+/// Whether the WordNet database is installed.
+pub fn wordnet() -> bool {
+    Path::new("/usr/share/wordnet/data.noun").exists()
+}
+
+/// One output row, decoded.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Row {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub op: String,
+    pub op_params: String,
+    pub seed: u64,
+    pub text: String,
+    pub label: Option<i64>,
+}
+
+fn strings(b: &RecordBatch, name: &str) -> Option<StringArray> {
+    let c = b.column_by_name(name)?;
+    let c = arrow::compute::cast(c, &DataType::Utf8).ok()?;
+    c.as_any().downcast_ref::<StringArray>().cloned()
+}
+
+/// Reads every visible Parquet file of a folder, sorted by id.
+pub fn read_rows(dir: &Path) -> Vec<Row> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.ends_with(".parquet") && !n.starts_with('_') && !n.starts_with('.')
+        })
+        .collect();
+    files.sort();
+    let mut rows = Vec::new();
+    for f in files {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            let id = strings(&b, "id").unwrap();
+            let parent = strings(&b, "parent_id");
+            let op = strings(&b, "op");
+            let params = strings(&b, "op_params");
+            let text = strings(&b, "text").unwrap();
+            let seed = b
+                .column_by_name("seed")
+                .map(|c| c.as_any().downcast_ref::<UInt64Array>().unwrap().clone());
+            let label = b
+                .column_by_name("label")
+                .map(|c| c.as_any().downcast_ref::<Int64Array>().unwrap().clone());
+            for i in 0..b.num_rows() {
+                rows.push(Row {
+                    id: id.value(i).to_string(),
+                    parent_id: parent
+                        .as_ref()
+                        .and_then(|p| p.is_valid(i).then(|| p.value(i).to_string())),
+                    op: op
+                        .as_ref()
+                        .map(|o| o.value(i).to_string())
+                        .unwrap_or_default(),
+                    op_params: params
+                        .as_ref()
+                        .map(|o| o.value(i).to_string())
+                        .unwrap_or_default(),
+                    seed: seed.as_ref().map_or(0, |s| s.value(i)),
+                    text: text.value(i).to_string(),
+                    label: label
+                        .as_ref()
+                        .and_then(|l| l.is_valid(i).then(|| l.value(i))),
+                });
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Writes a Parquet file with the given columns (row groups of `rg` rows).
+pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>, rg: usize) {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(rg))
+        .build();
+    let mut w =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+/// A text column.
+pub fn texts<'a>(v: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(StringArray::from_iter(v))
+}
+
+/// Reads the manifest of a folder.
+pub fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("_SUCCESS.json")).unwrap()).unwrap()
+}
+
+/// The fixture corpus as (id, text, label) read from the TSV.
+pub fn fixture_tsv() -> Vec<(String, String, String)> {
+    std::fs::read_to_string(root().join("fixtures/reviews.tsv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut f = l.split('\t');
+            (
+                f.next().unwrap().into(),
+                f.next().unwrap().into(),
+                f.next().unwrap().into(),
+            )
+        })
+        .collect()
+}
