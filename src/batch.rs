@@ -145,8 +145,10 @@ mod tests {
     #[test]
     fn ledger_counts_shared_entries_once() {
         let mut a = Ledger::default();
-        let mut t = Tally::default();
-        t.rows_in = 3;
+        let t = Tally {
+            rows_in: 3,
+            ..Tally::default()
+        };
         a.record(
             "src",
             0,

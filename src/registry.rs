@@ -141,6 +141,7 @@ fn clean_toml_error(msg: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+        .replace("unknown field", "unknown key")
 }
 
 /// Documents the keys of a config struct from its JSON Schema (which carries the `///` docs).

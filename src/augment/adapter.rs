@@ -57,7 +57,7 @@ pub fn parse_augment<C: for<'de> Deserialize<'de>>(
         return Err("`copies = 0` without `keep_original = true` writes nothing".into());
     }
     let config = parse_table::<C>(&own).map_err(|e| {
-        if e.contains("unknown field") {
+        if e.contains("unknown key") {
             format!("{e} (every augmenter also takes `copies` and `keep_original`)")
         } else {
             e

@@ -545,14 +545,13 @@ impl Sink for ParquetSink {
         if let Ok(entries) = std::fs::read_dir(self.progress_dir()) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with(&self.prefix)
+                let ours = name.starts_with(&self.prefix)
                     && name.contains("part-")
                     && name.ends_with(".json")
                     && !name.starts_with("_tmp.")
-                {
-                    if !self.prefix.is_empty() || !name.starts_with("shard-") {
-                        records.push(read_json(&e.path())?);
-                    }
+                    && (!self.prefix.is_empty() || !name.starts_with("shard-"));
+                if ours {
+                    records.push(read_json(&e.path())?);
                 }
             }
         }

@@ -183,10 +183,7 @@ fn topo_order(
                 let start = (0..n).find(|&i| !done[i]).unwrap_or(0);
                 let mut path = vec![start];
                 let mut cur = start;
-                loop {
-                    let Some(&nx) = deps[cur].iter().find(|&&d| !done[d]) else {
-                        break;
-                    };
+                while let Some(&nx) = deps[cur].iter().find(|&&d| !done[d]) {
                     if let Some(pos) = path.iter().position(|&p| p == nx) {
                         let mut chain: Vec<&str> = path[pos..]
                             .iter()
@@ -212,6 +209,8 @@ pub fn build(spec: &PipelineSpec, settings: &RunSettings, origin: &str) -> Resul
     let mut problems = spec.problems.clone();
     let order = check_structure(spec, &mut problems);
     let mut stages: Vec<PlannedStage> = Vec::new();
+    // When the only problem is one error from building a stage, it is reported as it is.
+    let mut lone_error: Option<Error> = None;
     if let Some(order) = order {
         let mut new_index: BTreeMap<usize, usize> = BTreeMap::new();
         let mut failed = vec![false; spec.stages.len()];
@@ -240,7 +239,10 @@ pub fn build(spec: &PipelineSpec, settings: &RunSettings, origin: &str) -> Resul
                 Ok(b) => b,
                 Err(e) => {
                     failed[i] = true;
-                    problems.push(one_line(&e));
+                    problems.push(format!("stage `{}`: {}", s.id, one_line(&e)));
+                    if lone_error.is_none() {
+                        lone_error = Some(e.context(format!("stage `{}`", s.id)));
+                    }
                     continue;
                 }
             };
@@ -280,6 +282,11 @@ pub fn build(spec: &PipelineSpec, settings: &RunSettings, origin: &str) -> Resul
                     problems.push(p);
                 }
             }
+        }
+    }
+    if problems.len() == 1 {
+        if let Some(e) = lone_error {
+            return Err(e);
         }
     }
     if !problems.is_empty() {

@@ -244,6 +244,10 @@ fn run_sink(
     Ok(())
 }
 
+/// What a stage thread hands back: its position, busy time and, for a sink, the sink itself
+/// (finished on the main thread once every stage has succeeded).
+type StageOutcome = (usize, Duration, Option<Box<dyn Sink>>);
+
 enum Running {
     Source(Box<dyn Source>),
     Transform(Box<dyn Transform>),
@@ -337,7 +341,7 @@ pub fn run(mut plan: Plan, settings: Arc<RunSettings>, opts: &RunOptions) -> Res
                 receivers[i].push(rx);
             }
         }
-        let results: Vec<(usize, Duration, Option<Box<dyn Sink>>)> = std::thread::scope(|scope| {
+        let results: Vec<StageOutcome> = std::thread::scope(|scope| {
             let mut handles = Vec::new();
             for (i, (stage, (tx, rx))) in stages
                 .drain(..)

@@ -1,4 +1,10 @@
 //! The one integration-test binary (linking is slow on small machines: keep one).
 
+mod bad_input;
+mod cli;
 mod common;
+mod contract;
+mod determinism;
 mod fixtures;
+mod pipelines;
+mod resume;

@@ -1,0 +1,179 @@
+//! Bad input: a clear error, exit code 1 and no manifest; or, for bad rows, the rejects.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array};
+
+use crate::common::*;
+
+/// Runs `retort stage shuffle` on `input`, returning (exit code, stderr with paths masked).
+fn stage(input: &str, output: &Path, extra: &[&str], tmp: &Path) -> (i32, String) {
+    let mut args = vec!["stage", "shuffle", "--input", input, "--output", output.to_str().unwrap(), "--quiet"];
+    args.extend(extra);
+    let out = retort(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&tmp.display().to_string(), "[TMP]");
+    (out.status.code().unwrap(), stderr)
+}
+
+#[test]
+fn missing_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let input = tmp.path().join("nope.parquet");
+    let (code, err) = stage(input.to_str().unwrap(), &out, &[], tmp.path());
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("missing_input", err);
+    assert!(!out.join("_SUCCESS.json").exists());
+}
+
+#[test]
+fn corrupt_parquet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.parquet");
+    std::fs::write(&bad, b"PAR1 this is not really parquet at all PAR1").unwrap();
+    let out = tmp.path().join("out");
+    let (code, err) = stage(bad.to_str().unwrap(), &out, &[], tmp.path());
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("[TMP]/bad.parquet"), "{err}");
+    assert!(err.contains("not a readable Parquet file"), "{err}");
+    assert!(!out.join("_SUCCESS.json").exists());
+}
+
+#[test]
+fn truncated_parquet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture()).unwrap();
+    let cut = tmp.path().join("cut.parquet");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let out = tmp.path().join("out");
+    let (code, err) = stage(cut.to_str().unwrap(), &out, &[], tmp.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("[TMP]/cut.parquet"), "{err}");
+    assert!(!out.join("_SUCCESS.json").exists());
+}
+
+#[test]
+fn missing_text_column_names_file_column_and_columns_present() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("reviews.parquet");
+    write_parquet(&f, vec![("sentence", texts([Some("A fine day.")])), ("label", Arc::new(Int64Array::from(vec![1])) as ArrayRef)], 10);
+    let out = tmp.path().join("out");
+    let (code, err) = stage(f.to_str().unwrap(), &out, &[], tmp.path());
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("missing_text_column", err);
+    assert!(!out.join("_SUCCESS.json").exists());
+    // Naming the right column fixes it.
+    let (code, err) = stage(f.to_str().unwrap(), &out, &["--set", "source.text_column=sentence"], tmp.path());
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn wrong_text_column_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("numbers.parquet");
+    write_parquet(&f, vec![("text", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)], 10);
+    let out = tmp.path().join("out");
+    let (code, err) = stage(f.to_str().unwrap(), &out, &[], tmp.path());
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("wrong_text_type", err);
+    assert!(!out.join("_SUCCESS.json").exists());
+}
+
+#[test]
+fn bad_rows_go_to_rejects_and_every_row_is_accounted_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("mixed.parquet");
+    let long = "word ".repeat(100);
+    let rows = [
+        Some("First sentence here. Second sentence there."),
+        None,
+        Some(""),
+        Some("   "),
+        Some(long.as_str()),
+        Some("只有一句话。这是第二句。"),
+        Some("Emoji 😀 here. And 👍🏽 there!"),
+        Some("שלום עולם. מה שלומך?"),
+        Some("e\u{301}te\u{301}. Cafe\u{301} fini."),
+        Some("One sentence only"),
+    ];
+    write_parquet(&f, vec![("text", texts(rows))], 4);
+    let out = tmp.path().join("out");
+    let (code, err) = stage(
+        f.to_str().unwrap(),
+        &out,
+        &["--set", "keep_original=true", "--set", "source.max_text_bytes=200"],
+        tmp.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let m = manifest(&out);
+    let src = &m["stages"]["input"];
+    assert_eq!(src["rows_in"], 10);
+    assert_eq!(src["rows_rejected"], 4);
+    assert_eq!(src["rejected_by_reason"]["null_text"], 1);
+    assert_eq!(src["rejected_by_reason"]["empty_text"], 2);
+    assert_eq!(src["rejected_by_reason"]["text_too_long"], 1);
+    let shuf = &m["stages"]["shuffle"];
+    assert_eq!(shuf["rows_in"], 6);
+    // "One sentence only" cannot be shuffled: counted, passed over.
+    assert_eq!(shuf["rows_unchanged"].as_u64().unwrap() + shuf["rows_changed"].as_u64().unwrap(), 6);
+    assert!(shuf["rows_unchanged"].as_u64().unwrap() >= 1);
+    let rows = read_rows(&out);
+    assert_eq!(rows.iter().filter(|r| r.op == "orig").count(), 6);
+    assert_eq!(m["rows_rejected"], 4);
+    // The rejects keep the row id and the whole text.
+    let rejects = std::fs::read_dir(out.join("_rejects")).unwrap().count();
+    assert_eq!(rejects, 1);
+    let inspect = ok(&["inspect", out.to_str().unwrap()]);
+    assert!(inspect.contains("text_too_long"), "{inspect}");
+    let ids: Vec<_> = rows.iter().filter(|r| r.op == "orig").map(|r| r.id.clone()).collect();
+    assert!(ids.contains(&"mixed.parquet#0".to_string()), "{ids:?}");
+}
+
+#[test]
+fn a_pipeline_with_several_mistakes_reports_them_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("broken.toml");
+    std::fs::write(
+        &p,
+        r#"
+[pipeline]
+name = "broken"
+seed = 1
+threads = 4
+
+[stages.corpus]
+kind = "parquet_source"
+path = "fixtures/reviews.parquet"
+
+[stages.syn]
+kind = "synonim"
+inputs = ["corpus"]
+
+[stages.swap]
+kind = "perturb"
+inputs = ["corpsu"]
+mode = "swap"
+bogus = 3
+
+[stages.a]
+kind = "shuffle"
+inputs = ["b"]
+
+[stages.b]
+kind = "shuffle"
+inputs = ["a"]
+
+[stages.out]
+kind = "parquet_sink"
+inputs = ["syn", "swap", "a"]
+path = "${output}"
+"#,
+    )
+    .unwrap();
+    let out = retort(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).replace(&tmp.path().display().to_string(), "[TMP]");
+    insta::assert_snapshot!("several_mistakes", err);
+}

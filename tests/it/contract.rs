@@ -1,0 +1,82 @@
+//! The contract every registered stage kind keeps: its example parses, builds and runs; the
+//! declared schema is the real output schema; rows add up; an unknown key is refused.
+
+use retort::pipeline::{plan, spec};
+use retort::registry::STAGE_KINDS;
+use retort::stage::RunSettings;
+
+use crate::common::*;
+
+#[test]
+fn every_stage_kind_keeps_the_contract() {
+    if !wordnet() {
+        eprintln!("skipped: WordNet is not installed");
+        return;
+    }
+    for kind in STAGE_KINDS {
+        let tmp = tempfile::tempdir().unwrap();
+        let example = tmp.path().join("example.toml");
+        std::fs::write(&example, kind.example()).unwrap();
+        let out = tmp.path().join("out");
+        let vars = vec![
+            ("input".to_string(), fixture()),
+            ("output".to_string(), out.display().to_string()),
+        ];
+        // The declared schema of what reaches the sink.
+        let parsed = spec::load(&example, &vars).unwrap();
+        let settings = RunSettings { seed: parsed.seed, shard: None, batch_size: 1024, threads: 1 };
+        let planned = plan::build(&parsed, &settings, "example")
+            .unwrap_or_else(|e| panic!("{}: example does not build:\n{}", kind.name(), e.render()));
+        let declared = planned.stages.last().unwrap().schema.clone();
+        drop(planned);
+
+        ok(&[
+            "run",
+            example.to_str().unwrap(),
+            "--var",
+            &format!("input={}", fixture()),
+            "--var",
+            &format!("output={}", out.display()),
+            "--quiet",
+        ]);
+        let m = manifest(&out);
+        let part = out.join(m["files"][0]["path"].as_str().unwrap());
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(part).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            reader.schema().fields(),
+            declared.fields(),
+            "{}: declared schema differs from the output",
+            kind.name()
+        );
+        for (stage, t) in m["stages"].as_object().unwrap() {
+            let n = |k: &str| t[k].as_u64().unwrap();
+            assert_eq!(
+                n("rows_in"),
+                n("rows_changed") + n("rows_unchanged") + n("rows_rejected"),
+                "{}: stage `{stage}` does not add up",
+                kind.name()
+            );
+        }
+        assert!(m["rows"].as_u64().unwrap() >= 240, "{}: {m}", kind.name());
+
+        // An unknown key in this kind's table is refused, naming the key.
+        let broken = kind.example().replacen(
+            &format!("kind = \"{}\"", kind.name()),
+            &format!("kind = \"{}\"\nbogus_key = 1", kind.name()),
+            1,
+        );
+        std::fs::write(&example, broken).unwrap();
+        let err = fails(&["validate", example.to_str().unwrap()], 1);
+        assert!(err.contains("bogus_key"), "{}: {err}", kind.name());
+
+        // `describe` documents every key of the kind.
+        let text = ok(&["describe", kind.name()]);
+        for key in kind.keys() {
+            assert!(text.contains(&format!("  {} : ", key.name)), "{}: {} undocumented", kind.name(), key.name);
+            assert!(!key.doc.is_empty(), "{}: key {} has no doc", kind.name(), key.name);
+        }
+    }
+}

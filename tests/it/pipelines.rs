@@ -1,0 +1,86 @@
+//! Every pipeline file runs on the fixture corpus, and every stage's rows add up.
+
+use crate::common::*;
+
+#[test]
+fn every_pipeline_file_runs_on_fixtures() {
+    if !wordnet() {
+        eprintln!("skipped: WordNet is not installed (apt-get install -y wordnet-base)");
+        return;
+    }
+    let mut ran = 0;
+    for entry in std::fs::read_dir(root().join("pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let out = tempfile::tempdir().unwrap();
+        let out_dir = out.path().join("out");
+        ok(&[
+            "run",
+            path.to_str().unwrap(),
+            "--var",
+            &format!("input={}", fixture()),
+            "--var",
+            &format!("output={}", out_dir.display()),
+            "--quiet",
+        ]);
+        let m = manifest(&out_dir);
+        assert!(m["rows"].as_u64().unwrap() > 240, "{}: {m}", path.display());
+        for (stage, t) in m["stages"].as_object().unwrap() {
+            let n = |k: &str| t[k].as_u64().unwrap();
+            assert_eq!(
+                n("rows_in"),
+                n("rows_changed") + n("rows_unchanged") + n("rows_rejected"),
+                "{}: stage {stage} does not add up: {t}",
+                path.display()
+            );
+        }
+        ran += 1;
+    }
+    assert!(ran >= 2);
+}
+
+#[test]
+fn eda_pipeline_reproduces_the_recipe() {
+    if !wordnet() {
+        eprintln!("skipped: WordNet is not installed");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("eda");
+    ok(&[
+        "run",
+        "pipelines/eda.toml",
+        "--var",
+        &format!("output={}", dir.display()),
+        "--var",
+        "copies=8",
+        "--var",
+        "alpha=0.05",
+        "--quiet",
+    ]);
+    let rows = read_rows(&dir);
+    let originals: Vec<_> = rows.iter().filter(|r| r.op == "orig").collect();
+    assert_eq!(originals.len(), 240);
+    let copies: Vec<_> = rows.iter().filter(|r| r.op != "orig").collect();
+    // 8 copies per row, spread evenly over the four techniques.
+    assert_eq!(copies.len(), 240 * 8);
+    let mut by_technique = std::collections::BTreeMap::new();
+    for c in &copies {
+        let p: serde_json::Value = serde_json::from_str(&c.op_params).unwrap();
+        *by_technique.entry(p["technique"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        assert!(c.op == "synonym" || c.op == "perturb");
+        let parent = originals.iter().find(|o| Some(&o.id) == c.parent_id.as_ref()).unwrap();
+        assert_ne!(c.text, parent.text, "copy {} is unchanged", c.id);
+        assert_eq!(c.label, parent.label, "copy {} lost its label", c.id);
+        assert!(c.id.starts_with(&format!("{}/eda/", parent.id)));
+    }
+    assert_eq!(by_technique.len(), 4, "{by_technique:?}");
+    for n in by_technique.values() {
+        assert!(*n > 240, "{by_technique:?}");
+    }
+    // Text is not destroyed: capitals and punctuation survive in copies.
+    assert!(copies.iter().filter(|c| c.text.ends_with('.')).count() > copies.len() / 2);
+    assert!(copies.iter().filter(|c| c.text.chars().next().unwrap().is_uppercase()).count() > copies.len() / 2);
+}
