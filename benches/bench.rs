@@ -77,7 +77,10 @@ fn read_corpus(path: &Path) -> Res<(Vec<String>, Option<Vec<i64>>)> {
         labels = match (labels, batch.column_by_name("label")) {
             (Some(mut l), Some(c)) if c.data_type().is_integer() && c.null_count() == 0 => {
                 let c = arrow::compute::cast(c, &DataType::Int64)?;
-                let c = c.as_any().downcast_ref::<Int64Array>().ok_or("label cast")?;
+                let c = c
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or("label cast")?;
                 if c.len() == col.len() && col.null_count() == 0 {
                     l.extend(c.values().iter().copied());
                     Some(l)

@@ -9,7 +9,15 @@ use crate::common::*;
 
 /// Runs `retort stage shuffle` on `input`, returning (exit code, stderr with paths masked).
 fn stage(input: &str, output: &Path, extra: &[&str], tmp: &Path) -> (i32, String) {
-    let mut args = vec!["stage", "shuffle", "--input", input, "--output", output.to_str().unwrap(), "--quiet"];
+    let mut args = vec![
+        "stage",
+        "shuffle",
+        "--input",
+        input,
+        "--output",
+        output.to_str().unwrap(),
+        "--quiet",
+    ];
     args.extend(extra);
     let out = retort(&args);
     let stderr = String::from_utf8_lossy(&out.stderr).replace(&tmp.display().to_string(), "[TMP]");
@@ -58,14 +66,26 @@ fn truncated_parquet() {
 fn missing_text_column_names_file_column_and_columns_present() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("reviews.parquet");
-    write_parquet(&f, vec![("sentence", texts([Some("A fine day.")])), ("label", Arc::new(Int64Array::from(vec![1])) as ArrayRef)], 10);
+    write_parquet(
+        &f,
+        vec![
+            ("sentence", texts([Some("A fine day.")])),
+            ("label", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+        ],
+        10,
+    );
     let out = tmp.path().join("out");
     let (code, err) = stage(f.to_str().unwrap(), &out, &[], tmp.path());
     assert_eq!(code, 1);
     insta::assert_snapshot!("missing_text_column", err);
     assert!(!out.join("_SUCCESS.json").exists());
     // Naming the right column fixes it.
-    let (code, err) = stage(f.to_str().unwrap(), &out, &["--set", "source.text_column=sentence"], tmp.path());
+    let (code, err) = stage(
+        f.to_str().unwrap(),
+        &out,
+        &["--set", "source.text_column=sentence"],
+        tmp.path(),
+    );
     assert_eq!(code, 0, "{err}");
 }
 
@@ -73,7 +93,11 @@ fn missing_text_column_names_file_column_and_columns_present() {
 fn wrong_text_column_type() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("numbers.parquet");
-    write_parquet(&f, vec![("text", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)], 10);
+    write_parquet(
+        &f,
+        vec![("text", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)],
+        10,
+    );
     let out = tmp.path().join("out");
     let (code, err) = stage(f.to_str().unwrap(), &out, &[], tmp.path());
     assert_eq!(code, 1);
@@ -103,7 +127,12 @@ fn bad_rows_go_to_rejects_and_every_row_is_accounted_for() {
     let (code, err) = stage(
         f.to_str().unwrap(),
         &out,
-        &["--set", "keep_original=true", "--set", "source.max_text_bytes=200"],
+        &[
+            "--set",
+            "keep_original=true",
+            "--set",
+            "source.max_text_bytes=200",
+        ],
         tmp.path(),
     );
     assert_eq!(code, 0, "{err}");
@@ -117,7 +146,10 @@ fn bad_rows_go_to_rejects_and_every_row_is_accounted_for() {
     let shuf = &m["stages"]["shuffle"];
     assert_eq!(shuf["rows_in"], 6);
     // "One sentence only" cannot be shuffled: counted, passed over.
-    assert_eq!(shuf["rows_unchanged"].as_u64().unwrap() + shuf["rows_changed"].as_u64().unwrap(), 6);
+    assert_eq!(
+        shuf["rows_unchanged"].as_u64().unwrap() + shuf["rows_changed"].as_u64().unwrap(),
+        6
+    );
     assert!(shuf["rows_unchanged"].as_u64().unwrap() >= 1);
     let rows = read_rows(&out);
     assert_eq!(rows.iter().filter(|r| r.op == "orig").count(), 6);
@@ -127,7 +159,11 @@ fn bad_rows_go_to_rejects_and_every_row_is_accounted_for() {
     assert_eq!(rejects, 1);
     let inspect = ok(&["inspect", out.to_str().unwrap()]);
     assert!(inspect.contains("text_too_long"), "{inspect}");
-    let ids: Vec<_> = rows.iter().filter(|r| r.op == "orig").map(|r| r.id.clone()).collect();
+    let ids: Vec<_> = rows
+        .iter()
+        .filter(|r| r.op == "orig")
+        .map(|r| r.id.clone())
+        .collect();
     assert!(ids.contains(&"mixed.parquet#0".to_string()), "{ids:?}");
 }
 
@@ -174,6 +210,116 @@ path = "${output}"
     .unwrap();
     let out = retort(&["validate", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr).replace(&tmp.path().display().to_string(), "[TMP]");
+    let err =
+        String::from_utf8_lossy(&out.stderr).replace(&tmp.path().display().to_string(), "[TMP]");
     insta::assert_snapshot!("several_mistakes", err);
+}
+
+#[test]
+fn every_augmenter_survives_any_unicode() {
+    if !wordnet() {
+        eprintln!("skipped: WordNet is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("unicode.parquet");
+    let rows = [
+        "只有一句话。这是第二句。",
+        "Emoji 😀 here. And 👍🏽 there! 👨‍👩‍👧",
+        "שלום עולם. מה שלומך? The movie was great.",
+        "e\u{301}te\u{301} cafe\u{301}. Nai\u{308}ve re\u{301}sume\u{301} fini.",
+        "مرحبا بالعالم. هذا نص عربي.",
+        "!!! ??? ...",
+        "a",
+        "the of and to",
+        "ＦＵＬＬＷＩＤＴＨ ｔｅｘｔ． Ｇｏｏｄ ｍｏｖｉｅ．",
+        "Zalgo t̶̢e̷x̴t̸ here. The screen broke.",
+    ];
+    write_parquet(&f, vec![("text", texts(rows.map(Some)))], 100);
+    for (kind, extra) in [
+        ("synonym", vec!["--set", "p=1.0"]),
+        ("perturb", vec!["--set", "mode=insert"]),
+        ("perturb", vec!["--set", "mode=delete", "--set", "p=1.0"]),
+        ("perturb", vec!["--set", "mode=swap"]),
+        ("shuffle", vec![]),
+        ("eda", vec!["--set", "alpha=0.5"]),
+        ("eda", vec!["--set", "eda_compat=true"]),
+    ] {
+        let out = tmp.path().join(format!("out-{kind}-{}", extra.join("")));
+        let mut args = vec![
+            "stage",
+            kind,
+            "--input",
+            f.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--set",
+            "copies=3",
+            "--quiet",
+        ];
+        args.extend(extra.iter().copied());
+        ok(&args);
+        let m = manifest(&out);
+        let t = &m["stages"][kind];
+        assert_eq!(t["rows_in"], 10, "{kind}: {m}");
+        let n = |k: &str| t[k].as_u64().unwrap();
+        assert_eq!(n("rows_changed") + n("rows_unchanged"), 10, "{kind}: {t}");
+        assert_eq!(
+            m["rows"].as_u64().unwrap() + n("copies_skipped"),
+            30,
+            "{kind}: {t}"
+        );
+    }
+}
+
+#[test]
+fn an_nltk_wordnet_folder_works_too() {
+    if !wordnet() {
+        eprintln!("skipped: WordNet is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let nltk = tmp.path().join("nltk_data/corpora/wordnet");
+    std::fs::create_dir_all(&nltk).unwrap();
+    // NLTK's folder holds the same database files as Debian's.
+    for pos in ["noun", "verb", "adj", "adv"] {
+        for kind in ["data", "index"] {
+            let name = format!("{kind}.{pos}");
+            std::fs::copy(
+                Path::new("/usr/share/wordnet").join(&name),
+                nltk.join(&name),
+            )
+            .unwrap();
+        }
+        let exc = format!("{pos}.exc");
+        std::fs::copy(Path::new("/usr/share/wordnet").join(&exc), nltk.join(&exc)).unwrap();
+    }
+    let out = tmp.path().join("out");
+    ok(&[
+        "stage",
+        "synonym",
+        "--input",
+        &fixture(),
+        "--output",
+        out.to_str().unwrap(),
+        "--set",
+        &format!("wordnet={}", nltk.display()),
+        "--quiet",
+    ]);
+    assert!(manifest(&out)["rows"].as_u64().unwrap() > 200);
+    // A folder without WordNet is a clear error with the install command.
+    let err = fails(
+        &[
+            "stage",
+            "synonym",
+            "--input",
+            &fixture(),
+            "--output",
+            out.to_str().unwrap(),
+            "--set",
+            "wordnet=/nonexistent",
+        ],
+        1,
+    );
+    assert!(err.contains("apt-get install -y wordnet-base"), "{err}");
 }

@@ -5,7 +5,14 @@ use crate::common::*;
 #[test]
 fn stages_lists_every_kind() {
     let out = ok(&["stages"]);
-    for kind in ["parquet_source", "synonym", "perturb", "shuffle", "eda", "parquet_sink"] {
+    for kind in [
+        "parquet_source",
+        "synonym",
+        "perturb",
+        "shuffle",
+        "eda",
+        "parquet_sink",
+    ] {
         assert!(out.contains(kind), "{out}");
     }
 }
@@ -42,11 +49,36 @@ fn stages_chain_through_folders() {
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("syn");
     let b = tmp.path().join("shuf");
-    ok(&["stage", "synonym", "--input", &fixture(), "--output", a.to_str().unwrap(), "--set", "keep_original=true", "--set", "n=1", "--quiet"]);
-    ok(&["stage", "shuffle", "--input", a.to_str().unwrap(), "--output", b.to_str().unwrap(), "--set", "keep_original=true", "--quiet"]);
+    ok(&[
+        "stage",
+        "synonym",
+        "--input",
+        &fixture(),
+        "--output",
+        a.to_str().unwrap(),
+        "--set",
+        "keep_original=true",
+        "--set",
+        "n=1",
+        "--quiet",
+    ]);
+    ok(&[
+        "stage",
+        "shuffle",
+        "--input",
+        a.to_str().unwrap(),
+        "--output",
+        b.to_str().unwrap(),
+        "--set",
+        "keep_original=true",
+        "--quiet",
+    ]);
     let rows = read_rows(&b);
     // Provenance survives the chain: shuffled copies of synonym rows point at the original.
-    let chained: Vec<_> = rows.iter().filter(|r| r.op == "shuffle" && r.id.contains("/synonym/")).collect();
+    let chained: Vec<_> = rows
+        .iter()
+        .filter(|r| r.op == "shuffle" && r.id.contains("/synonym/"))
+        .collect();
     assert!(!chained.is_empty());
     for r in chained {
         let parent = r.parent_id.as_deref().unwrap();
@@ -60,7 +92,16 @@ fn stages_chain_through_folders() {
 fn stage_rejects_bad_keys_like_a_pipeline() {
     let tmp = tempfile::tempdir().unwrap();
     let err = fails(
-        &["stage", "perturb", "--input", &fixture(), "--output", tmp.path().to_str().unwrap(), "--set", "mode=twist"],
+        &[
+            "stage",
+            "perturb",
+            "--input",
+            &fixture(),
+            "--output",
+            tmp.path().to_str().unwrap(),
+            "--set",
+            "mode=twist",
+        ],
         1,
     );
     assert!(err.contains("mode"), "{err}");
@@ -81,13 +122,25 @@ fn unknown_variable_and_bad_flags_are_user_errors() {
 fn json_summary_and_inspect() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("o");
-    let json = ok(&["stage", "shuffle", "--input", &fixture(), "--output", out.to_str().unwrap(), "--json"]);
+    let json = ok(&[
+        "stage",
+        "shuffle",
+        "--input",
+        &fixture(),
+        "--output",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["stages"][0]["tally"]["rows_in"], 240);
-    assert_eq!(v["sinks"][0]["rows"], v["stages"][1]["tally"]["rows_out"]["shuffle"]);
+    assert_eq!(
+        v["sinks"][0]["rows"],
+        v["stages"][1]["tally"]["rows_out"]["shuffle"]
+    );
     let text = ok(&["inspect", out.to_str().unwrap()]);
     assert!(text.contains("(complete)"), "{text}");
     assert!(text.contains("1 (positive)"), "{text}");
-    let j: serde_json::Value = serde_json::from_str(&ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
     assert!(j["bytes_per_row"].as_f64().unwrap() > 0.0);
 }

@@ -24,7 +24,12 @@ fn every_stage_kind_keeps_the_contract() {
         ];
         // The declared schema of what reaches the sink.
         let parsed = spec::load(&example, &vars).unwrap();
-        let settings = RunSettings { seed: parsed.seed, shard: None, batch_size: 1024, threads: 1 };
+        let settings = RunSettings {
+            seed: parsed.seed,
+            shard: None,
+            batch_size: 1024,
+            threads: 1,
+        };
         let planned = plan::build(&parsed, &settings, "example")
             .unwrap_or_else(|e| panic!("{}: example does not build:\n{}", kind.name(), e.render()));
         let declared = planned.stages.last().unwrap().schema.clone();
@@ -75,8 +80,18 @@ fn every_stage_kind_keeps_the_contract() {
         // `describe` documents every key of the kind.
         let text = ok(&["describe", kind.name()]);
         for key in kind.keys() {
-            assert!(text.contains(&format!("  {} : ", key.name)), "{}: {} undocumented", kind.name(), key.name);
-            assert!(!key.doc.is_empty(), "{}: key {} has no doc", kind.name(), key.name);
+            assert!(
+                text.contains(&format!("  {} : ", key.name)),
+                "{}: {} undocumented",
+                kind.name(),
+                key.name
+            );
+            assert!(
+                !key.doc.is_empty(),
+                "{}: key {} has no doc",
+                kind.name(),
+                key.name
+            );
         }
     }
 }

@@ -69,9 +69,14 @@ fn eda_pipeline_reproduces_the_recipe() {
     let mut by_technique = std::collections::BTreeMap::new();
     for c in &copies {
         let p: serde_json::Value = serde_json::from_str(&c.op_params).unwrap();
-        *by_technique.entry(p["technique"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *by_technique
+            .entry(p["technique"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
         assert!(c.op == "synonym" || c.op == "perturb");
-        let parent = originals.iter().find(|o| Some(&o.id) == c.parent_id.as_ref()).unwrap();
+        let parent = originals
+            .iter()
+            .find(|o| Some(&o.id) == c.parent_id.as_ref())
+            .unwrap();
         assert_ne!(c.text, parent.text, "copy {} is unchanged", c.id);
         assert_eq!(c.label, parent.label, "copy {} lost its label", c.id);
         assert!(c.id.starts_with(&format!("{}/eda/", parent.id)));
@@ -82,5 +87,11 @@ fn eda_pipeline_reproduces_the_recipe() {
     }
     // Text is not destroyed: capitals and punctuation survive in copies.
     assert!(copies.iter().filter(|c| c.text.ends_with('.')).count() > copies.len() / 2);
-    assert!(copies.iter().filter(|c| c.text.chars().next().unwrap().is_uppercase()).count() > copies.len() / 2);
+    assert!(
+        copies
+            .iter()
+            .filter(|c| c.text.chars().next().unwrap().is_uppercase())
+            .count()
+            > copies.len() / 2
+    );
 }

@@ -12,16 +12,41 @@ use crate::common::*;
 /// A corpus big enough that a run takes a moment: fixture sentences repeated with new ids.
 fn big_corpus(path: &Path, rows: usize) {
     let tsv = fixture_tsv();
-    let ids: ArrayRef = Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("row{i:07}"))));
-    let text: ArrayRef = Arc::new(StringArray::from_iter_values((0..rows).map(|i| tsv[i % tsv.len()].1.clone())));
-    let label: ArrayRef = Arc::new(Int64Array::from_iter_values((0..rows).map(|i| (i % 2) as i64)));
-    write_parquet(path, vec![("id", ids), ("text", text), ("label", label)], 5_000);
+    let ids: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..rows).map(|i| format!("row{i:07}")),
+    ));
+    let text: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..rows).map(|i| tsv[i % tsv.len()].1.clone()),
+    ));
+    let label: ArrayRef = Arc::new(Int64Array::from_iter_values(
+        (0..rows).map(|i| (i % 2) as i64),
+    ));
+    write_parquet(
+        path,
+        vec![("id", ids), ("text", text), ("label", label)],
+        5_000,
+    );
 }
 
 fn swap_args<'a>(input: &'a str, output: &'a str) -> Vec<&'a str> {
     vec![
-        "stage", "perturb", "--input", input, "--output", output, "--set", "mode=swap", "--set", "copies=2",
-        "--set", "keep_original=true", "--set", "sink.rows_per_file=12000", "--batch-size", "500", "--quiet",
+        "stage",
+        "perturb",
+        "--input",
+        input,
+        "--output",
+        output,
+        "--set",
+        "mode=swap",
+        "--set",
+        "copies=2",
+        "--set",
+        "keep_original=true",
+        "--set",
+        "sink.rows_per_file=12000",
+        "--batch-size",
+        "500",
+        "--quiet",
     ]
 }
 
@@ -59,7 +84,11 @@ fn killed_runs_resume_without_duplicates_and_reruns_are_no_ops() {
         }
     }
     ok(&swap_args(&input, &out_s));
-    assert_eq!(read_rows(&out), expected, "resumed output differs from an uninterrupted run");
+    assert_eq!(
+        read_rows(&out),
+        expected,
+        "resumed output differs from an uninterrupted run"
+    );
     let m = manifest(&out);
     assert_eq!(m["rows"], 180_000);
     assert_eq!(m["stages"]["input"]["rows_in"], 60_000, "{m}");
@@ -67,11 +96,22 @@ fn killed_runs_resume_without_duplicates_and_reruns_are_no_ops() {
     eprintln!("killed mid-run {killed_mid_run} times");
 
     // A rerun of a finished run does nothing.
-    let before = std::fs::metadata(out.join("_SUCCESS.json")).unwrap().modified().unwrap();
-    let o = retort(&swap_args(&input, &out_s).into_iter().filter(|a| *a != "--quiet").collect::<Vec<_>>());
+    let before = std::fs::metadata(out.join("_SUCCESS.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let o = retort(
+        &swap_args(&input, &out_s)
+            .into_iter()
+            .filter(|a| *a != "--quiet")
+            .collect::<Vec<_>>(),
+    );
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("up to date"));
-    let after = std::fs::metadata(out.join("_SUCCESS.json")).unwrap().modified().unwrap();
+    let after = std::fs::metadata(out.join("_SUCCESS.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(before, after);
 }
 
@@ -82,10 +122,17 @@ fn another_configuration_is_refused_unless_forced() {
     let o = out.to_str().unwrap();
     let f = fixture();
     ok(&["stage", "shuffle", "--input", &f, "--output", o, "--quiet"]);
-    let err = fails(&["stage", "shuffle", "--input", &f, "--output", o, "--seed", "5", "--quiet"], 1);
+    let err = fails(
+        &[
+            "stage", "shuffle", "--input", &f, "--output", o, "--seed", "5", "--quiet",
+        ],
+        1,
+    );
     assert!(err.contains("another configuration"), "{err}");
     assert!(err.contains("--force"), "{err}");
-    ok(&["stage", "shuffle", "--input", &f, "--output", o, "--seed", "5", "--force", "--quiet"]);
+    ok(&[
+        "stage", "shuffle", "--input", &f, "--output", o, "--seed", "5", "--force", "--quiet",
+    ]);
     assert_eq!(manifest(&out)["seed"], 5);
 }
 
@@ -95,7 +142,17 @@ fn a_folder_of_foreign_parquet_files_is_not_overwritten() {
     let out = tmp.path().join("data");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::copy(fixture(), out.join("train.parquet")).unwrap();
-    let err = fails(&["stage", "shuffle", "--input", &fixture(), "--output", out.to_str().unwrap()], 1);
+    let err = fails(
+        &[
+            "stage",
+            "shuffle",
+            "--input",
+            &fixture(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        1,
+    );
     assert!(err.contains("did not write"), "{err}");
     assert!(out.join("train.parquet").exists());
 }
