@@ -41,7 +41,8 @@ pub struct StageSummary {
     pub kind: String,
     /// Row counts (over the whole output, including parts committed by an earlier attempt).
     pub tally: Tally,
-    /// Seconds the stage spent working in this run.
+    /// Seconds the stage spent in its own work in this run (not waiting on channels). For a
+    /// sink, the final commit on the main thread is not included.
     pub busy_seconds: f64,
     /// Input rows per busy second in this run.
     pub rows_per_second: f64,
@@ -149,10 +150,14 @@ fn run_source(
     out: &[Sender<Batch>],
     failure: &Failure,
     bar: &indicatif::ProgressBar,
+    busy: &mut Duration,
 ) -> Result<()> {
     let mut emission = 0u64;
     while !failure.aborted() {
-        let Some(mut batch) = src.next_batch(cx)? else {
+        let t0 = Instant::now();
+        let next = src.next_batch(cx)?;
+        *busy += t0.elapsed();
+        let Some(mut batch) = next else {
             break;
         };
         let entry = cx.take_entry();
@@ -182,6 +187,7 @@ fn run_transform(
     inputs: Vec<Receiver<Batch>>,
     out: &[Sender<Batch>],
     failure: &Failure,
+    busy: &mut Duration,
 ) -> Result<()> {
     let mut merger = Merger::new(inputs);
     let mut emit = Emit::default();
@@ -192,8 +198,10 @@ fn run_transform(
             return Ok(());
         }
         last_seq = batch.seq;
+        let t0 = Instant::now();
         t.process(&batch, &mut emit, cx)?;
         let data = concat(schema, emit.take())?;
+        *busy += t0.elapsed();
         let mut ledger = batch.ledger;
         let entry = cx.take_entry();
         ledger.record(&cx.stage, emission, entry);
@@ -233,13 +241,16 @@ fn run_sink(
     cx: &mut StageContext,
     inputs: Vec<Receiver<Batch>>,
     failure: &Failure,
+    busy: &mut Duration,
 ) -> Result<()> {
     let mut merger = Merger::new(inputs);
     while let Some(batch) = merger.next() {
         if failure.aborted() {
             return Ok(());
         }
+        let t0 = Instant::now();
         sink.write(batch, cx)?;
+        *busy += t0.elapsed();
     }
     Ok(())
 }
@@ -356,17 +367,23 @@ pub fn run(mut plan: Plan, settings: Arc<RunSettings>, opts: &RunOptions) -> Res
                     .name(format!("stage-{id}"))
                     .spawn_scoped(scope, move || {
                         let mut cx = StageContext::new(&id, settings, pool);
-                        let t0 = Instant::now();
+                        let mut busy = Duration::ZERO;
                         let mut kept_sink = None;
                         let result = match stage {
                             Running::Source(mut src) => {
-                                run_source(src.as_mut(), &mut cx, &tx, failure, bar)
+                                run_source(src.as_mut(), &mut cx, &tx, failure, bar, &mut busy)
                             }
-                            Running::Transform(mut t) => {
-                                run_transform(t.as_mut(), &schema, &mut cx, rx, &tx, failure)
-                            }
+                            Running::Transform(mut t) => run_transform(
+                                t.as_mut(),
+                                &schema,
+                                &mut cx,
+                                rx,
+                                &tx,
+                                failure,
+                                &mut busy,
+                            ),
                             Running::Sink(mut sink) => {
-                                let r = run_sink(sink.as_mut(), &mut cx, rx, failure);
+                                let r = run_sink(sink.as_mut(), &mut cx, rx, failure, &mut busy);
                                 kept_sink = Some(sink);
                                 r
                             }
@@ -375,7 +392,7 @@ pub fn run(mut plan: Plan, settings: Arc<RunSettings>, opts: &RunOptions) -> Res
                         if let Err(e) = result {
                             failure.record(&id, e);
                         }
-                        (i, t0.elapsed(), kept_sink)
+                        (i, busy, kept_sink)
                     })
                     .expect("spawn stage thread");
                 handles.push(handle);
