@@ -138,6 +138,35 @@ impl Ledger {
     }
 }
 
+/// Counts the rows of `batch` by their `op` column (nothing when it has none).
+pub fn count_ops(batch: &RecordBatch) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    let Some(ops) = batch
+        .column_by_name(col::OP)
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+    else {
+        return counts;
+    };
+    // Ops come in runs (an original, then its copies): add each run at once.
+    let mut run: Option<(&str, u64)> = None;
+    for op in ops.iter() {
+        let op = op.unwrap_or("");
+        match &mut run {
+            Some((o, n)) if *o == op => *n += 1,
+            _ => {
+                if let Some((o, n)) = run.take() {
+                    *counts.entry(o.to_string()).or_default() += n;
+                }
+                run = Some((op, 1));
+            }
+        }
+    }
+    if let Some((o, n)) = run {
+        *counts.entry(o.to_string()).or_default() += n;
+    }
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::distill::{self, train::TrainConfig};
 use crate::error::{Error, Result};
 use crate::pipeline::plan;
 use crate::pipeline::runner::{self, RunOptions, RunReport};
@@ -67,6 +68,39 @@ enum Command {
         seed: u64,
         #[command(flatten)]
         runtime: RuntimeArgs,
+    },
+    /// Train a student on labelled and/or soft-labelled Parquet rows.
+    Train {
+        /// Training rows: a Parquet file, folder or glob (repeat to combine several).
+        #[arg(long, required = true)]
+        data: Vec<String>,
+        /// Output folder: `epoch-NN/` checkpoints, `final/`, `train_log.json`.
+        #[arg(long)]
+        out: PathBuf,
+        /// Labelled rows to evaluate after every epoch.
+        #[arg(long)]
+        eval: Option<String>,
+        /// A training setting: `--set epochs=3`, `--set student=bert`, `--set mixup=0.4`
+        /// (`retort train --help-keys` lists them).
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        sets: Vec<(String, String)>,
+        /// List the training settings and exit.
+        #[arg(long)]
+        help_keys: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Evaluate a model folder on labelled Parquet rows: accuracy, macro-F1, NLL, ECE.
+    Eval {
+        /// The model folder (a checkpoint written by `retort train`).
+        model: PathBuf,
+        /// Labelled rows: a Parquet file, folder or glob.
+        #[arg(long)]
+        data: String,
+        /// Where to write `metrics.json` (default: print only).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Summarise an output folder: rows by op, labels, rejects, samples, bytes per row.
     Inspect {
@@ -222,6 +256,58 @@ where
         } => {
             let spec = single_stage_spec(&kind, &input, &output, &sets, seed)?;
             execute(&spec, &format!("`retort stage {kind}`"), &runtime)
+        }
+        Command::Train {
+            data,
+            out,
+            eval,
+            sets,
+            help_keys,
+            quiet,
+        } => {
+            if help_keys {
+                print!("{}", keys_text(&registry::keys_of::<TrainConfig>()));
+                return Ok(0);
+            }
+            let mut table = toml::Table::new();
+            for (k, v) in &sets {
+                table.insert(k.clone(), spec::typed_scalar(v));
+            }
+            let cfg: TrainConfig = registry::parse_table(&table).map_err(|e| {
+                Error::user(format!("`--set`: {e}"))
+                    .with_hint("`retort train --help-keys` lists the settings")
+            })?;
+            cfg.validate()?;
+            let device = candle_core::Device::Cpu;
+            let train_data = load_many(&data)?;
+            let eval_data = eval
+                .as_deref()
+                .map(|p| distill::data::load(p, "text", "label", Some(&train_data.label_names)))
+                .transpose()?;
+            let mut student = distill::train::new_student(&cfg, &train_data, &device)?;
+            let report = distill::train::train(
+                &cfg,
+                &mut student,
+                &train_data,
+                eval_data.as_ref(),
+                &out,
+                !quiet,
+            )?;
+            println!("{}", train_summary(&report));
+            Ok(0)
+        }
+        Command::Eval { model, data, out } => {
+            let m = crate::models::folder::Model::load(&model, &candle_core::Device::Cpu)?;
+            let ds = distill::data::load(&data, "text", "label", Some(&m.info.label_names))?;
+            let metrics = distill::train::evaluate(&m, &ds)?;
+            if let Some(out) = out {
+                crate::io::manifest::write_json_atomic(&out, &metrics)?;
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&metrics).unwrap_or_default()
+            );
+            Ok(0)
         }
         Command::Inspect {
             path,
@@ -387,6 +473,15 @@ pub fn describe_text(kind: &str) -> Result<String> {
         });
     }
     keys.extend(k.keys());
+    s.push_str(&keys_text(&keys));
+    s.push_str("\nexample (run it with `retort run FILE --var input=... --var output=...`):\n\n");
+    s.push_str(k.example());
+    Ok(s)
+}
+
+/// One entry per key: name, type, default and documentation.
+fn keys_text(keys: &[registry::KeyDoc]) -> String {
+    let mut s = String::new();
     for key in keys {
         let default = match (&key.default, key.required) {
             (Some(d), _) => format!(" (default {d})"),
@@ -398,9 +493,45 @@ pub fn describe_text(kind: &str) -> Result<String> {
             key.name, key.ty, key.doc
         ));
     }
-    s.push_str("\nexample (run it with `retort run FILE --var input=... --var output=...`):\n\n");
-    s.push_str(k.example());
-    Ok(s)
+    s
+}
+
+/// Reads several training inputs; they must agree on classes.
+fn load_many(paths: &[String]) -> Result<distill::data::Dataset> {
+    let mut all: Option<distill::data::Dataset> = None;
+    for p in paths {
+        let expected = all.as_ref().map(|d| d.label_names.clone());
+        let d = distill::data::load(p, "text", "label", expected.as_deref())?;
+        match &mut all {
+            Some(a) => a.examples.extend(d.examples),
+            None => all = Some(d),
+        }
+    }
+    all.ok_or_else(|| Error::user("give at least one `--data`"))
+}
+
+fn train_summary(r: &distill::train::TrainReport) -> String {
+    let mut s = format!(
+        "trained on {} rows ({} with gold labels, {} with teacher logits)\n{:>5} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}\n",
+        r.rows, r.labelled, r.soft_labelled, "epoch", "loss", "accuracy", "macro-F1", "NLL", "ECE", "seconds"
+    );
+    for e in &r.epochs {
+        let m = e
+            .eval
+            .map(|m| {
+                format!(
+                    "{:>9.4} {:>9.4} {:>9.4} {:>8.4}",
+                    m.accuracy, m.macro_f1, m.nll, m.ece
+                )
+            })
+            .unwrap_or_else(|| format!("{:>9} {:>9} {:>9} {:>8}", "-", "-", "-", "-"));
+        s.push_str(&format!(
+            "{:>5} {:>10.4} {m} {:>8.1}\n",
+            e.epoch, e.loss, e.seconds
+        ));
+    }
+    s.push_str(&format!("final model: {}", r.final_model.display()));
+    s
 }
 
 /// The per-stage summary printed after a run.

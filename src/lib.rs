@@ -11,15 +11,20 @@
 //! - [`stage`] and [`registry`]: the stage traits and the one list of stage kinds;
 //! - [`io`]: Parquet source and sink, manifests;
 //! - [`augment`]: the augmenters and the adapter that makes them stages;
+//! - [`models`]: student models (CNN, BERT), tokenizers, checkpoint folders;
+//! - [`distill`]: teacher stage, losses, trainer, evaluation;
 //! - [`cli`]: the command line.
 
 pub mod augment;
 pub mod batch;
 pub mod cli;
+pub mod distill;
 pub mod error;
 pub mod inspect;
 pub mod io;
+pub mod models;
 pub mod pipeline;
+pub mod progress;
 pub mod registry;
 pub mod seed;
 pub mod stage;

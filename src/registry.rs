@@ -230,6 +230,7 @@ pub static STAGE_KINDS: &[&dyn StageKind] = &[
     &crate::augment::adapter::PERTURB,
     &crate::augment::adapter::SHUFFLE,
     &crate::augment::adapter::EDA,
+    &crate::distill::teacher::KIND,
     &crate::io::sink::KIND,
 ];
 

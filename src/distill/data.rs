@@ -51,13 +51,21 @@ impl Dataset {
 }
 
 /// Class names recorded in a Parquet file's schema metadata (`label_names`, a JSON array).
-fn metadata_label_names(meta: &std::collections::HashMap<String, String>) -> Option<Vec<String>> {
-    meta.get("label_names").and_then(|v| serde_json::from_str(v).ok())
+fn metadata_label_names(schema: &arrow::datatypes::Schema) -> Option<Vec<String>> {
+    schema
+        .metadata()
+        .get("label_names")
+        .and_then(|v| serde_json::from_str(v).ok())
 }
 
 /// Reads every row of `path` (a file, folder or glob). `expected` are the class names the
 /// caller already uses (a student's); files that disagree are refused.
-pub fn load(path: &str, text_column: &str, label_column: &str, expected: Option<&[String]>) -> Result<Dataset> {
+pub fn load(
+    path: &str,
+    text_column: &str,
+    label_column: &str,
+    expected: Option<&[String]>,
+) -> Result<Dataset> {
     let files = resolve_inputs(path)?;
     let mut examples = Vec::new();
     let mut names: Option<Vec<String>> = expected.map(|e| e.to_vec());
@@ -66,16 +74,22 @@ pub fn load(path: &str, text_column: &str, label_column: &str, expected: Option<
         let shown = file.display().to_string();
         let f = std::fs::File::open(file)
             .map_err(|e| Error::user(format!("cannot open `{shown}`")).with_source(e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(f)
-            .map_err(|e| Error::user(format!("`{shown}` is not a readable Parquet file")).with_source(e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| {
+            Error::user(format!("`{shown}` is not a readable Parquet file")).with_source(e)
+        })?;
         let schema = builder.schema().clone();
         if schema.index_of(text_column).is_err() {
             return Err(Error::user(format!(
                 "`{shown}` has no text column `{text_column}`; its columns are: {}",
-                schema.fields().iter().map(|f| format!("`{}`", f.name())).collect::<Vec<_>>().join(", ")
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| format!("`{}`", f.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
-        if let Some(file_names) = metadata_label_names(schema.metadata()) {
+        if let Some(file_names) = metadata_label_names(&schema) {
             match &names {
                 Some(n) if *n != file_names => {
                     return Err(Error::user(format!(
@@ -87,10 +101,16 @@ pub fn load(path: &str, text_column: &str, label_column: &str, expected: Option<
                 None => names = Some(file_names),
             }
         }
-        let wanted: Vec<usize> = [text_column, label_column, col::ID, col::PARENT_ID, TEACHER_LOGITS]
-            .iter()
-            .filter_map(|n| schema.index_of(n).ok())
-            .collect();
+        let wanted: Vec<usize> = [
+            text_column,
+            label_column,
+            col::ID,
+            col::PARENT_ID,
+            TEACHER_LOGITS,
+        ]
+        .iter()
+        .filter_map(|n| schema.index_of(n).ok())
+        .collect();
         let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
         let reader = builder
             .with_projection(mask)
@@ -99,11 +119,17 @@ pub fn load(path: &str, text_column: &str, label_column: &str, expected: Option<
             .map_err(|e| Error::user(format!("cannot read `{shown}`")).with_source(e))?;
         let mut row = 0usize;
         for batch in reader {
-            let batch = batch.map_err(|e| Error::user(format!("cannot read `{shown}`")).with_source(e))?;
+            let batch =
+                batch.map_err(|e| Error::user(format!("cannot read `{shown}`")).with_source(e))?;
             let strings = |name: &str| -> Result<Option<StringArray>> {
-                let Some(c) = batch.column_by_name(name) else { return Ok(None) };
+                let Some(c) = batch.column_by_name(name) else {
+                    return Ok(None);
+                };
                 let c = arrow::compute::cast(c, &DataType::Utf8).map_err(|e| {
-                    Error::user(format!("column `{name}` of `{shown}` cannot be read as text")).with_source(e)
+                    Error::user(format!(
+                        "column `{name}` of `{shown}` cannot be read as text"
+                    ))
+                    .with_source(e)
                 })?;
                 Ok(c.as_any().downcast_ref::<StringArray>().cloned())
             };
@@ -134,16 +160,27 @@ pub fn load(path: &str, text_column: &str, label_column: &str, expected: Option<
                     .as_ref()
                     .filter(|a| a.is_valid(i))
                     .map(|a| a.value(i).to_string())
-                    .unwrap_or_else(|| format!("{}#{row}", file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+                    .unwrap_or_else(|| {
+                        format!(
+                            "{}#{row}",
+                            file.file_name()
+                                .map(|n| n.to_string_lossy())
+                                .unwrap_or_default()
+                        )
+                    });
                 if text.is_null(i) {
-                    return Err(Error::user(format!("row `{id}` of `{shown}` has a null text")));
+                    return Err(Error::user(format!(
+                        "row `{id}` of `{shown}` has a null text"
+                    )));
                 }
                 let mut label = None;
                 if let Some(l) = &int_labels {
                     if l.is_valid(i) {
                         let v = l.value(i);
                         if v < 0 {
-                            return Err(Error::user(format!("row `{id}` of `{shown}` has label {v}; labels must be ≥ 0")));
+                            return Err(Error::user(format!(
+                                "row `{id}` of `{shown}` has label {v}; labels must be ≥ 0"
+                            )));
                         }
                         label = Some(v as usize);
                     }
@@ -154,11 +191,15 @@ pub fn load(path: &str, text_column: &str, label_column: &str, expected: Option<
                     }
                 }
                 let soft = teacher.as_ref().and_then(|(values, width, list)| {
-                    list.is_valid(i).then(|| values[i * width..(i + 1) * width].to_vec())
+                    list.is_valid(i)
+                        .then(|| values[i * width..(i + 1) * width].to_vec())
                 });
                 examples.push(Example {
                     id,
-                    parent_id: parents.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i).to_string()),
+                    parent_id: parents
+                        .as_ref()
+                        .filter(|a| a.is_valid(i))
+                        .map(|a| a.value(i).to_string()),
                     text: text.value(i).to_string(),
                     label,
                     teacher: soft,
@@ -170,11 +211,19 @@ pub fn load(path: &str, text_column: &str, label_column: &str, expected: Option<
     // String labels: map through the known class names, or name the classes in sorted order.
     if !string_labels.is_empty() {
         let known = names.get_or_insert_with(|| {
-            string_labels.iter().map(|(_, s)| s.clone()).collect::<BTreeSet<_>>().into_iter().collect()
+            string_labels
+                .iter()
+                .map(|(_, s)| s.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
         });
         for (i, s) in string_labels {
             let k = known.iter().position(|n| *n == s).ok_or_else(|| {
-                Error::user(format!("row `{}` has label `{s}`, which is not one of {known:?}", examples[i].id))
+                Error::user(format!(
+                    "row `{}` has label `{s}`, which is not one of {known:?}",
+                    examples[i].id
+                ))
             })?;
             examples[i].label = Some(k);
         }
@@ -182,7 +231,9 @@ pub fn load(path: &str, text_column: &str, label_column: &str, expected: Option<
     let max_label = examples.iter().filter_map(|e| e.label).max();
     let label_names = match names {
         Some(n) => n,
-        None => (0..=max_label.unwrap_or(0)).map(|i| i.to_string()).collect(),
+        None => (0..=max_label.unwrap_or(0))
+            .map(|i| i.to_string())
+            .collect(),
     };
     let classes = label_names.len();
     if let Some(m) = max_label {
@@ -192,18 +243,27 @@ pub fn load(path: &str, text_column: &str, label_column: &str, expected: Option<
             )));
         }
     }
-    if let Some(e) = examples.iter().find(|e| e.teacher.as_ref().is_some_and(|t| t.len() != classes)) {
+    if let Some(e) = examples
+        .iter()
+        .find(|e| e.teacher.as_ref().is_some_and(|t| t.len() != classes))
+    {
         return Err(Error::user(format!(
             "`{path}`: teacher logits have {} classes, but the labels have {classes} ({label_names:?})",
             e.teacher.as_ref().map_or(0, |t| t.len())
         ))
         .with_hint("soft labels must come from a teacher trained on the same classes"));
     }
-    Ok(Dataset { examples, label_names })
+    Ok(Dataset {
+        examples,
+        label_names,
+    })
 }
 
 /// Flattens a `fixed_size_list<float32, C>` column into (values, C, list array).
-fn teacher_column(c: &arrow::array::ArrayRef, file: &str) -> Result<(Vec<f32>, usize, FixedSizeListArray)> {
+fn teacher_column(
+    c: &arrow::array::ArrayRef,
+    file: &str,
+) -> Result<(Vec<f32>, usize, FixedSizeListArray)> {
     let list = c
         .as_any()
         .downcast_ref::<FixedSizeListArray>()
@@ -219,7 +279,11 @@ fn teacher_column(c: &arrow::array::ArrayRef, file: &str) -> Result<(Vec<f32>, u
         .values()
         .as_any()
         .downcast_ref::<Float32Array>()
-        .ok_or_else(|| Error::user(format!("column `{TEACHER_LOGITS}` of `{file}` must hold float32")))?;
+        .ok_or_else(|| {
+            Error::user(format!(
+                "column `{TEACHER_LOGITS}` of `{file}` must hold float32"
+            ))
+        })?;
     // Offset-aware copy of the child values of this slice.
     let start = list.offset() * width;
     let v = values.values()[start..start + list.len() * width].to_vec();

@@ -32,10 +32,7 @@ pub fn rows(student: &Tensor, t: &Targets<'_>, w: LossWeights) -> Result<Tensor>
     let temp = w.temperature;
     // Cross-entropy against the gold label.
     let logp = log_softmax(student, D::Minus1)?;
-    let ce = logp
-        .gather(&t.gold.unsqueeze(1)?, 1)?
-        .squeeze(1)?
-        .neg()?;
+    let ce = logp.gather(&t.gold.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
     // KL(p_t^T || p_s^T) = Σ p_t (log p_t − log p_s).
     let pt = softmax_last_dim(&(t.teacher / temp)?)?;
     let log_pt = log_softmax(&(t.teacher / temp)?, D::Minus1)?;
@@ -52,7 +49,11 @@ pub fn rows(student: &Tensor, t: &Targets<'_>, w: LossWeights) -> Result<Tensor>
 /// Mean loss over rows that have at least one target.
 pub fn mean(rows: &Tensor, t: &Targets<'_>) -> Result<Tensor> {
     let any = (t.gold_mask + t.teacher_mask)?.clamp(0.0, 1.0)?;
-    let n = any.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?.max(1.0);
+    let n = any
+        .sum_all()?
+        .to_dtype(DType::F32)?
+        .to_scalar::<f32>()?
+        .max(1.0);
     Ok((rows.sum_all()? / n as f64)?)
 }
 
@@ -82,12 +83,21 @@ mod tests {
     }
 
     /// The loss by hand, in f64, for one row.
-    fn by_hand(s: &[f64], teacher: Option<&[f64]>, gold: Option<usize>, alpha: f64, temp: f64) -> f64 {
+    fn by_hand(
+        s: &[f64],
+        teacher: Option<&[f64]>,
+        gold: Option<usize>,
+        alpha: f64,
+        temp: f64,
+    ) -> f64 {
         let ce = gold.map(|g| -log_softmax_vec(s)[g]);
         let kl = teacher.map(|tl| {
             let lt = log_softmax_vec(&tl.iter().map(|v| v / temp).collect::<Vec<_>>());
             let ls = log_softmax_vec(&s.iter().map(|v| v / temp).collect::<Vec<_>>());
-            lt.iter().zip(&ls).map(|(a, b)| a.exp() * (a - b)).sum::<f64>()
+            lt.iter()
+                .zip(&ls)
+                .map(|(a, b)| a.exp() * (a - b))
+                .sum::<f64>()
         });
         match (ce, kl) {
             (Some(c), Some(k)) => alpha * c + (1.0 - alpha) * temp * temp * k,
@@ -99,8 +109,18 @@ mod tests {
 
     #[test]
     fn matches_hand_computed_values_with_t_squared_scaling() {
-        let s = [[1.0, -0.5, 2.0], [0.3, 0.1, -1.2], [2.5, 0.0, 0.5], [0.0, 0.0, 0.0]];
-        let te = [[0.5, 1.5, -1.0], [2.0, -1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 2.0, 3.0]];
+        let s = [
+            [1.0, -0.5, 2.0],
+            [0.3, 0.1, -1.2],
+            [2.5, 0.0, 0.5],
+            [0.0, 0.0, 0.0],
+        ];
+        let te = [
+            [0.5, 1.5, -1.0],
+            [2.0, -1.0, 0.0],
+            [0.0, 0.0, 0.0],
+            [1.0, 2.0, 3.0],
+        ];
         let gold = [2u32, 0, 1, 0];
         let gm = [1.0f32, 0.0, 1.0, 0.0];
         let tm = [1.0f32, 1.0, 0.0, 0.0];
@@ -110,12 +130,24 @@ mod tests {
         let g = Tensor::from_vec(gold.to_vec(), 4, &Device::Cpu).unwrap();
         let gmt = t(&gm, &[4]);
         let tmt = t(&tm, &[4]);
-        let targets = Targets { gold: &g, gold_mask: &gmt, teacher: &tt, teacher_mask: &tmt };
+        let targets = Targets {
+            gold: &g,
+            gold_mask: &gmt,
+            teacher: &tt,
+            teacher_mask: &tmt,
+        };
         for (alpha, temp) in [(0.5, 1.0), (0.3, 2.0), (0.9, 4.0)] {
-            let r: Vec<f32> = rows(&st, &targets, LossWeights { alpha, temperature: temp })
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let r: Vec<f32> = rows(
+                &st,
+                &targets,
+                LossWeights {
+                    alpha,
+                    temperature: temp,
+                },
+            )
+            .unwrap()
+            .to_vec1()
+            .unwrap();
             for i in 0..4 {
                 let want = by_hand(
                     &s[i],
@@ -124,12 +156,27 @@ mod tests {
                     alpha,
                     temp,
                 );
-                assert!((r[i] as f64 - want).abs() < 1e-4, "row {i} α={alpha} T={temp}: {} vs {want}", r[i]);
+                assert!(
+                    (r[i] as f64 - want).abs() < 1e-4,
+                    "row {i} α={alpha} T={temp}: {} vs {want}",
+                    r[i]
+                );
             }
-            let m = mean(&rows(&st, &targets, LossWeights { alpha, temperature: temp }).unwrap(), &targets)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let m = mean(
+                &rows(
+                    &st,
+                    &targets,
+                    LossWeights {
+                        alpha,
+                        temperature: temp,
+                    },
+                )
+                .unwrap(),
+                &targets,
+            )
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
             assert!((m as f64 - r.iter().map(|v| *v as f64).sum::<f64>() / 3.0).abs() < 1e-4);
         }
     }
@@ -142,17 +189,44 @@ mod tests {
         let g = Tensor::from_vec(vec![0u32], 1, &Device::Cpu).unwrap();
         let zero = t(&[0.0], &[1]);
         let one = t(&[1.0], &[1]);
-        let targets = Targets { gold: &g, gold_mask: &zero, teacher: &te, teacher_mask: &one };
+        let targets = Targets {
+            gold: &g,
+            gold_mask: &zero,
+            teacher: &te,
+            teacher_mask: &one,
+        };
         let mut norms = vec![];
         for temp in [1.0, 4.0] {
             let v = candle_core::Var::from_tensor(&t(&[0.0, 0.0, 0.0], &[1, 3])).unwrap();
-            let l = rows(v.as_tensor(), &targets, LossWeights { alpha: 0.0, temperature: temp }).unwrap().sum_all().unwrap();
+            let l = rows(
+                v.as_tensor(),
+                &targets,
+                LossWeights {
+                    alpha: 0.0,
+                    temperature: temp,
+                },
+            )
+            .unwrap()
+            .sum_all()
+            .unwrap();
             let grad = l.backward().unwrap().get(v.as_tensor()).unwrap().clone();
-            norms.push(grad.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap());
+            norms.push(
+                grad.sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .sqrt()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap(),
+            );
         }
         assert!(norms[0] > 0.0 && norms[1] > 0.0);
         // Near T ≥ the logit scale, grad ≈ (p_s − p_t)·T ≈ (z_s − z_t)/T: both stay O(1).
-        assert!(norms[1] / norms[0] > 0.5 && norms[1] / norms[0] < 2.0, "{norms:?}");
+        assert!(
+            norms[1] / norms[0] > 0.5 && norms[1] / norms[0] < 2.0,
+            "{norms:?}"
+        );
     }
 
     #[test]

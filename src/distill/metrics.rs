@@ -40,10 +40,11 @@ pub fn compute(logits: &[Vec<f32>], gold: &[usize], classes: usize) -> Metrics {
     let mut bin_acc = vec![0.0f64; bins];
     for (l, &g) in logits.iter().zip(gold) {
         let p = softmax(l);
-        let (pred, conf) = p
-            .iter()
-            .enumerate()
-            .fold((0, f64::MIN), |best, (i, &v)| if v > best.1 { (i, v) } else { best });
+        let (pred, conf) =
+            p.iter().enumerate().fold(
+                (0, f64::MIN),
+                |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+            );
         let hit = pred == g;
         if hit {
             correct += 1;
@@ -75,7 +76,11 @@ pub fn compute(logits: &[Vec<f32>], gold: &[usize], classes: usize) -> Metrics {
     Metrics {
         rows: n,
         accuracy: correct as f64 / n.max(1) as f64,
-        macro_f1: if f1s.is_empty() { 0.0 } else { f1s.iter().sum::<f64>() / f1s.len() as f64 },
+        macro_f1: if f1s.is_empty() {
+            0.0
+        } else {
+            f1s.iter().sum::<f64>() / f1s.len() as f64
+        },
         nll: nll / n.max(1) as f64,
         ece,
     }
@@ -87,7 +92,12 @@ mod tests {
 
     #[test]
     fn perfect_and_hand_checked_values() {
-        let logits = vec![vec![5.0, 0.0], vec![0.0, 5.0], vec![5.0, 0.0], vec![0.0, 5.0]];
+        let logits = vec![
+            vec![5.0, 0.0],
+            vec![0.0, 5.0],
+            vec![5.0, 0.0],
+            vec![0.0, 5.0],
+        ];
         let m = compute(&logits, &[0, 1, 0, 1], 2);
         assert_eq!(m.accuracy, 1.0);
         assert_eq!(m.macro_f1, 1.0);

@@ -413,32 +413,6 @@ impl ParquetSink {
     }
 }
 
-/// Adds the rows of `batch` by `op` into `ops`.
-fn count_ops(batch: &RecordBatch, ops: &mut BTreeMap<String, u64>) {
-    let Some(col) = batch
-        .column_by_name(crate::batch::col::OP)
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-    else {
-        return;
-    };
-    let mut last: Option<(&str, u64)> = None;
-    for op in col.iter() {
-        let op = op.unwrap_or("");
-        match &mut last {
-            Some((o, n)) if *o == op => *n += 1,
-            _ => {
-                if let Some((o, n)) = last.take() {
-                    *ops.entry(o.to_string()).or_default() += n;
-                }
-                last = Some((op, 1));
-            }
-        }
-    }
-    if let Some((o, n)) = last {
-        *ops.entry(o.to_string()).or_default() += n;
-    }
-}
-
 fn relative(dir: &Path, root: &Path, name: &str) -> String {
     match dir.strip_prefix(root) {
         Ok(p) if !p.as_os_str().is_empty() => format!("{}/{name}", p.display()),
@@ -645,7 +619,9 @@ impl Sink for ParquetSink {
             }
         }
         if batch.data.num_rows() > 0 {
-            count_ops(&batch.data, &mut part.ops);
+            for (op, n) in crate::batch::count_ops(&batch.data) {
+                *part.ops.entry(op).or_default() += n;
+            }
             part.writer.as_mut().expect("writer").write(&batch.data)?;
             part.rows += batch.data.num_rows() as u64;
         }

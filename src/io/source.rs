@@ -364,25 +364,10 @@ impl ParquetSource {
         };
         let kept = batch.num_rows() as u64;
         cx.tally().rows_unchanged += kept;
-        count_ops(&batch, cx);
+        for (op, n) in crate::batch::count_ops(&batch) {
+            *cx.tally().rows_out.entry(op).or_default() += n;
+        }
         Ok(batch)
-    }
-}
-
-/// Counts output rows by `op`.
-fn count_ops(batch: &RecordBatch, cx: &mut StageContext) {
-    let Some(ops) = batch
-        .column_by_name(col::OP)
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-    else {
-        return;
-    };
-    let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
-    for op in ops.iter().flatten() {
-        *counts.entry(op).or_default() += 1;
-    }
-    for (op, c) in counts {
-        *cx.tally().rows_out.entry(op.to_string()).or_default() += c;
     }
 }
 

@@ -325,11 +325,7 @@ pub fn run(mut plan: Plan, settings: Arc<RunSettings>, opts: &RunOptions) -> Res
             _ => None,
         })
         .sum();
-    let bar = if opts.progress && !all_done {
-        progress_bar(total_rows)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = crate::progress::bar(total_rows, "rows", opts.progress && !all_done);
     if let Some(seq) = resume {
         for s in stages.iter_mut() {
             if let Running::Source(src) = s {
@@ -489,19 +485,4 @@ pub fn run(mut plan: Plan, settings: Arc<RunSettings>, opts: &RunOptions) -> Res
         stages,
         sinks,
     })
-}
-
-fn progress_bar(total: u64) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {human_pos}/{human_len} rows ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
 }

@@ -13,15 +13,40 @@ fn every_stage_kind_keeps_the_contract() {
         eprintln!("skipped: WordNet is not installed");
         return;
     }
+    // Kinds that need a model get a small one trained on the fixtures.
+    let models = tempfile::tempdir().unwrap();
+    let teacher = models.path().join("teacher");
+    ok(&[
+        "train",
+        "--data",
+        &fixture(),
+        "--out",
+        teacher.to_str().unwrap(),
+        "--quiet",
+        "--set",
+        "epochs=1",
+        "--set",
+        "vocab_size=1000",
+        "--set",
+        "embed_dim=16",
+    ]);
+    let teacher = teacher.join("final").display().to_string();
     for kind in STAGE_KINDS {
         let tmp = tempfile::tempdir().unwrap();
         let example = tmp.path().join("example.toml");
         std::fs::write(&example, kind.example()).unwrap();
         let out = tmp.path().join("out");
-        let vars = vec![
+        let mut vars = vec![
             ("input".to_string(), fixture()),
             ("output".to_string(), out.display().to_string()),
         ];
+        if kind.example().contains("${teacher}") {
+            vars.push(("teacher".to_string(), teacher.clone()));
+        }
+        let var_args: Vec<String> = vars
+            .iter()
+            .flat_map(|(k, v)| ["--var".to_string(), format!("{k}={v}")])
+            .collect();
         // The declared schema of what reaches the sink.
         let parsed = spec::load(&example, &vars).unwrap();
         let settings = RunSettings {
@@ -35,15 +60,9 @@ fn every_stage_kind_keeps_the_contract() {
         let declared = planned.stages.last().unwrap().schema.clone();
         drop(planned);
 
-        ok(&[
-            "run",
-            example.to_str().unwrap(),
-            "--var",
-            &format!("input={}", fixture()),
-            "--var",
-            &format!("output={}", out.display()),
-            "--quiet",
-        ]);
+        let mut args = vec!["run", example.to_str().unwrap(), "--quiet"];
+        args.extend(var_args.iter().map(String::as_str));
+        ok(&args);
         let m = manifest(&out);
         let part = out.join(m["files"][0]["path"].as_str().unwrap());
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
@@ -74,7 +93,9 @@ fn every_stage_kind_keeps_the_contract() {
             1,
         );
         std::fs::write(&example, broken).unwrap();
-        let err = fails(&["validate", example.to_str().unwrap()], 1);
+        let mut args = vec!["validate", example.to_str().unwrap()];
+        args.extend(var_args.iter().map(String::as_str));
+        let err = fails(&args, 1);
         assert!(err.contains("bogus_key"), "{}: {err}", kind.name());
 
         // `describe` documents every key of the kind.

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod contract;
 mod determinism;
+mod distill;
 mod fixtures;
 mod pipelines;
 mod resume;

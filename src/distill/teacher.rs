@@ -1,0 +1,321 @@
+//! `teacher` stage: labels every row (original and augmented) with a teacher's logits, so
+//! teacher and student see the same text. Several model folders form an ensemble: the mean of
+//! their probabilities, stored as log-probabilities.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use candle_core::Device;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::batch::{col, Batch};
+use crate::distill::data::TEACHER_LOGITS;
+use crate::error::{Error, Result};
+use crate::models::folder::Model;
+use crate::registry::{keys_of, parse_table, BuildContext, Built, Kind, Role};
+use crate::stage::{Emit, StageContext, Transform};
+
+/// One model folder or several.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Folders {
+    /// A single teacher.
+    One(String),
+    /// An ensemble.
+    Many(Vec<String>),
+}
+
+impl Folders {
+    fn list(&self) -> Vec<String> {
+        match self {
+            Folders::One(s) => vec![s.clone()],
+            Folders::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// Configuration of `teacher`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherConfig {
+    /// A model folder (`config.json`, `tokenizer.json`, `model.safetensors`, such as a
+    /// checkpoint written by `retort train`), or a list of folders for an ensemble teacher.
+    pub model: Folders,
+    /// Rows per forward pass; rows are sorted by length first so padding stays small.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+}
+
+fn default_batch() -> usize {
+    64
+}
+
+/// The registry entry.
+pub static KIND: Kind<TeacherConfig> = Kind {
+    name: "teacher",
+    role: Role::Transform,
+    summary: "Add teacher logits (`teacher_logits`, fixed_size_list<float32, C>) to every row; several models form an ensemble",
+    example: r#"[vars]
+input = "data/train.parquet"
+output = "out/soft"
+teacher = "out/gen0/final"
+
+[pipeline]
+name = "soft-labels"
+seed = 17
+
+[stages.corpus]
+kind = "parquet_source"
+path = "${input}"
+
+[stages.eda]
+kind = "eda"
+inputs = ["corpus"]
+copies = 2
+keep_original = true
+
+[stages.teacher]
+kind = "teacher"
+inputs = ["eda"]
+model = "${teacher}"
+batch_size = 64
+
+[stages.out]
+kind = "parquet_sink"
+inputs = ["teacher"]
+path = "${output}"
+"#,
+    parse: parse_table::<TeacherConfig>,
+    keys: keys_of::<TeacherConfig>,
+    build: |cfg, cx| Ok(Built::Transform(Box::new(TeacherStage::new(cfg, cx)?))),
+    config: std::marker::PhantomData,
+};
+
+/// A loaded teacher (one model or an ensemble).
+pub struct Teacher {
+    members: Vec<Model>,
+    /// Class names in logit order.
+    pub label_names: Vec<String>,
+    /// Provenance recorded in the output's metadata.
+    pub description: serde_json::Value,
+}
+
+impl Teacher {
+    /// Loads every folder; all must share class names.
+    pub fn load(folders: &[String], device: &Device) -> Result<Teacher> {
+        if folders.is_empty() {
+            return Err(Error::user("`model` lists no folder"));
+        }
+        let mut members = Vec::new();
+        let mut described = Vec::new();
+        for f in folders {
+            let path = PathBuf::from(f);
+            let model =
+                Model::load(&path, device).map_err(|e| e.context(format!("teacher `{f}`")))?;
+            let sha = Model::content_hash(&path)?;
+            let tokenizer_sha = model.tokenizer.hash()?;
+            described.push(serde_json::json!({
+                "folder": f,
+                "sha256": sha,
+                "kind": model.info.kind,
+                "tokenizer_sha256": tokenizer_sha,
+            }));
+            members.push(model);
+        }
+        let label_names = members[0].info.label_names.clone();
+        for (m, f) in members.iter().zip(folders).skip(1) {
+            if m.info.label_names != label_names {
+                return Err(Error::user(format!(
+                    "ensemble members disagree on classes: `{}` has {label_names:?}, `{f}` has {:?}",
+                    folders[0], m.info.label_names
+                )));
+            }
+        }
+        let description = serde_json::json!({
+            "members": described,
+            "combine": if members.len() == 1 { "logits" } else { "log of the mean of member probabilities" },
+            "label_names": label_names,
+        });
+        Ok(Teacher {
+            members,
+            label_names,
+            description,
+        })
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.label_names.len()
+    }
+
+    /// Logits at temperature 1 for each text (for an ensemble: log mean probability).
+    pub fn logits(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if self.members.len() == 1 {
+            return self.members[0].logits(texts);
+        }
+        let mut mean = vec![vec![0f64; self.classes()]; texts.len()];
+        for m in &self.members {
+            for (acc, l) in mean.iter_mut().zip(m.logits(texts)?) {
+                for (a, p) in acc.iter_mut().zip(crate::distill::metrics::softmax(&l)) {
+                    *a += p / self.members.len() as f64;
+                }
+            }
+        }
+        Ok(mean
+            .into_iter()
+            .map(|row| row.into_iter().map(|p| p.max(1e-30).ln() as f32).collect())
+            .collect())
+    }
+}
+
+/// The stage.
+pub struct TeacherStage {
+    teacher: Teacher,
+    batch_size: usize,
+}
+
+impl TeacherStage {
+    /// Loads the teacher models.
+    pub fn new(cfg: TeacherConfig, _cx: &BuildContext<'_>) -> Result<Self> {
+        if cfg.batch_size == 0 {
+            return Err(Error::user("`batch_size` must be at least 1"));
+        }
+        Ok(TeacherStage {
+            teacher: Teacher::load(&cfg.model.list(), &Device::Cpu)?,
+            batch_size: cfg.batch_size,
+        })
+    }
+
+    fn list_field(&self) -> Field {
+        Field::new(
+            TEACHER_LOGITS,
+            DataType::FixedSizeList(
+                Arc::new(Field::new("item", DataType::Float32, false)),
+                self.teacher.classes() as i32,
+            ),
+            true,
+        )
+    }
+}
+
+impl Transform for TeacherStage {
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+        match input.field_with_name(col::TEXT) {
+            Ok(f) if f.data_type() == &DataType::Utf8 => {}
+            _ => {
+                return Err(Error::user("needs a string column `text`")
+                    .with_hint("read the corpus with a `parquet_source` stage"))
+            }
+        }
+        let mut metadata = input.metadata().clone();
+        if let Some(names) = metadata.get("label_names") {
+            let names: Vec<String> = serde_json::from_str(names).unwrap_or_default();
+            if !names.is_empty() && names != self.teacher.label_names {
+                return Err(Error::user(format!(
+                    "the corpus has classes {names:?} but the teacher predicts {:?}",
+                    self.teacher.label_names
+                ))
+                .with_hint("use a teacher trained on this corpus's classes"));
+            }
+        }
+        metadata.insert(
+            "label_names".to_string(),
+            serde_json::to_string(&self.teacher.label_names).unwrap_or_default(),
+        );
+        metadata.insert(
+            "retort.teacher".to_string(),
+            self.teacher.description.to_string(),
+        );
+        // A relabelled corpus (the next generation) replaces the old soft labels.
+        let mut fields: Vec<Field> = input
+            .fields()
+            .iter()
+            .filter(|f| f.name() != TEACHER_LOGITS)
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(self.list_field());
+        Ok(Arc::new(Schema::new_with_metadata(fields, metadata)))
+    }
+
+    fn process(&mut self, batch: &Batch, out: &mut Emit, cx: &mut StageContext) -> Result<()> {
+        let data = &batch.data;
+        let n = data.num_rows();
+        let text = data
+            .column_by_name(col::TEXT)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .ok_or_else(|| Error::runtime("column `text` is missing"))?;
+        // Shortest first, so each forward pass pads little.
+        let mut order: Vec<usize> = (0..n).filter(|&i| text.is_valid(i)).collect();
+        order.sort_by_key(|&i| (text.value(i).len(), i));
+        let classes = self.teacher.classes();
+        let mut logits: Vec<Option<Vec<f32>>> = vec![None; n];
+        for chunk in order.chunks(self.batch_size) {
+            let texts: Vec<&str> = chunk.iter().map(|&i| text.value(i)).collect();
+            match self.teacher.logits(&texts) {
+                Ok(ls) => {
+                    for (&i, l) in chunk.iter().zip(ls) {
+                        logits[i] = Some(l);
+                    }
+                }
+                Err(_) => {
+                    // Retry row by row so one bad row does not sink the others.
+                    for &i in chunk {
+                        match self.teacher.logits(&[text.value(i)]) {
+                            Ok(mut l) => logits[i] = l.pop(),
+                            Err(e) => {
+                                logits[i] = {
+                                    let id = data
+                                        .column_by_name(col::ID)
+                                        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                                        .map(|a| a.value(i).to_string());
+                                    cx.reject(
+                                        "teacher_failed",
+                                        format!("the teacher could not label the row: {e}"),
+                                        id,
+                                        Some(text.value(i).to_string()),
+                                    );
+                                    None
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for i in 0..n {
+            if text.is_null(i) {
+                cx.reject("null_text", "the row has no text".into(), None, None);
+            }
+        }
+        let keep: Vec<bool> = logits.iter().map(Option::is_some).collect();
+        let flat: Vec<f32> = logits.iter().flatten().flatten().copied().collect();
+        let values = Arc::new(Float32Array::from(flat)) as ArrayRef;
+        let item = Arc::new(Field::new("item", DataType::Float32, false));
+        let list = FixedSizeListArray::try_new(item, classes as i32, values, None)?;
+        let kept =
+            arrow::compute::filter_record_batch(data, &arrow::array::BooleanArray::from(keep))?;
+        let schema = self.output_schema(&data.schema())?;
+        let mut columns: Vec<ArrayRef> = kept
+            .schema()
+            .fields()
+            .iter()
+            .zip(kept.columns())
+            .filter(|(f, _)| f.name() != TEACHER_LOGITS)
+            .map(|(_, c)| c.clone())
+            .collect();
+        columns.push(Arc::new(list));
+        let result = RecordBatch::try_new(schema, columns)?;
+        let t = cx.tally();
+        t.rows_in += n as u64;
+        t.rows_changed += result.num_rows() as u64;
+        for (op, c) in crate::batch::count_ops(&result) {
+            *cx.tally().rows_out.entry(op).or_default() += c;
+        }
+        out.push(result);
+        Ok(())
+    }
+}

@@ -1,0 +1,619 @@
+//! The trainer: a student learns from gold labels and teacher logits with
+//! `α·CE + (1−α)·T²·KL`, optional MixUp on soft targets, a consistency term between augmented
+//! rows and their parents, EMA of weights, warm-up then linear decay, a checkpoint per epoch.
+//! Everything random (initialisation, order, dropout, MixUp) is seeded: training is
+//! deterministic for a seed on CPU.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Beta, Distribution};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::distill::data::Dataset;
+use crate::distill::loss::{self, LossWeights, Targets};
+use crate::distill::metrics::{self, Metrics};
+use crate::error::{Error, Result};
+use crate::models::cnn::CnnConfig;
+use crate::models::folder::Model;
+use crate::models::tokenizer::TextTokenizer;
+use crate::models::DropoutRng;
+use crate::seed;
+
+/// Which student architecture to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StudentKind {
+    /// Kim (2014)-style CNN over subword tokens: trains in seconds on CPU.
+    Cnn,
+    /// BERT-shaped encoder (tiny from scratch, or from a Hugging Face folder with `init`).
+    Bert,
+}
+
+/// Training settings.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Student architecture: `cnn` or `bert`.
+    #[serde(default = "default_student")]
+    pub student: StudentKind,
+    /// A Hugging Face BERT folder: a `bert` student starts from its weights; a `cnn` student
+    /// uses its tokenizer and copies its input embeddings. Unset: a WordPiece tokenizer is
+    /// trained on the training texts and weights start from the seed.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+    /// Passes over the training rows.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Rows per step.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Peak learning rate (default 1e-3 for `cnn`, 5e-5 for `bert`).
+    #[serde(default)]
+    pub learning_rate: Option<f64>,
+    /// AdamW weight decay.
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    /// Fraction of the steps spent warming the learning rate up linearly (then linear decay).
+    #[serde(default = "default_warmup")]
+    pub warmup: f64,
+    /// Temperature of the KL term.
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Weight of the gold cross-entropy where a row has both targets.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Decay of an exponential moving average of the weights (e.g. 0.999); checkpoints then
+    /// hold the averaged weights. Unset: no EMA.
+    #[serde(default)]
+    pub ema: Option<f64>,
+    /// MixUp: mix two rows' representations and their targets with λ ~ Beta(a, a). Unset: off.
+    #[serde(default)]
+    pub mixup: Option<f64>,
+    /// Weight of the consistency term: KL of the student on an augmented row to its
+    /// stop-gradient prediction on the parent, when both are in the batch (batches then keep
+    /// a row's family together). 0: off.
+    #[serde(default)]
+    pub consistency: f64,
+    /// Seed of initialisation, order, dropout and MixUp.
+    #[serde(default)]
+    pub seed: u64,
+    /// Maximum tokens per text.
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    /// Vocabulary of the WordPiece tokenizer trained when there is no `init` folder.
+    #[serde(default = "default_vocab")]
+    pub vocab_size: usize,
+    /// Embedding width of the CNN student (ignored with `init`: the folder's hidden size).
+    #[serde(default = "default_embed_dim")]
+    pub embed_dim: usize,
+}
+
+fn default_student() -> StudentKind {
+    StudentKind::Cnn
+}
+fn default_epochs() -> usize {
+    5
+}
+fn default_batch_size() -> usize {
+    32
+}
+fn default_weight_decay() -> f64 {
+    0.01
+}
+fn default_warmup() -> f64 {
+    0.1
+}
+fn default_temperature() -> f64 {
+    2.0
+}
+fn default_alpha() -> f64 {
+    0.5
+}
+fn default_max_len() -> usize {
+    64
+}
+fn default_vocab() -> usize {
+    8000
+}
+fn default_embed_dim() -> usize {
+    128
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every field has a default")
+    }
+}
+
+impl TrainConfig {
+    /// Checks ranges, naming the key at fault.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(Error::user(format!("`{key}` {why}")));
+        if self.epochs == 0 {
+            return bad("epochs", "must be at least 1");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.alpha) {
+            return bad("alpha", "must be between 0 and 1");
+        }
+        if self.temperature <= 0.0 {
+            return bad("temperature", "must be positive");
+        }
+        if !(0.0..1.0).contains(&self.warmup) {
+            return bad("warmup", "must be in [0, 1)");
+        }
+        if let Some(d) = self.ema {
+            if !(0.0..1.0).contains(&d) {
+                return bad("ema", "must be in [0, 1)");
+            }
+        }
+        if let Some(a) = self.mixup {
+            if a <= 0.0 {
+                return bad("mixup", "must be positive (the Beta(a, a) parameter)");
+            }
+        }
+        if self.consistency < 0.0 {
+            return bad("consistency", "must be ≥ 0");
+        }
+        Ok(())
+    }
+
+    fn lr(&self) -> f64 {
+        self.learning_rate.unwrap_or(match self.student {
+            StudentKind::Cnn => 1e-3,
+            StudentKind::Bert => 5e-5,
+        })
+    }
+}
+
+/// What happened in one epoch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub loss: f64,
+    /// Loss of every step (for curves).
+    pub step_losses: Vec<f64>,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// Metrics on the evaluation set, when one was given.
+    pub eval: Option<Metrics>,
+    /// The checkpoint folder.
+    pub checkpoint: PathBuf,
+}
+
+/// The outcome of training.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Per-epoch log.
+    pub epochs: Vec<EpochLog>,
+    /// The final checkpoint (`OUT/final`).
+    pub final_model: PathBuf,
+    /// Training rows used: with a gold label, with teacher logits.
+    pub rows: usize,
+    /// Rows with a gold label.
+    pub labelled: usize,
+    /// Rows with teacher logits.
+    pub soft_labelled: usize,
+}
+
+/// A training row, tokenized.
+struct Row {
+    ids: Vec<u32>,
+    label: Option<usize>,
+    teacher: Option<Vec<f32>>,
+    family: usize,
+    parent: Option<usize>,
+}
+
+/// Builds a fresh student for `data`.
+pub fn new_student(cfg: &TrainConfig, data: &Dataset, device: &Device) -> Result<Model> {
+    let names = data.label_names.clone();
+    let seed = seed::stage_seed(cfg.seed, "train/init");
+    match (cfg.student, &cfg.init) {
+        (StudentKind::Bert, Some(folder)) => {
+            Model::bert_from_pretrained(folder, names, seed, device)
+        }
+        (StudentKind::Bert, None) => {
+            let texts: Vec<&str> = data.examples.iter().map(|e| e.text.as_str()).collect();
+            let tok = TextTokenizer::train_wordpiece(&texts, cfg.vocab_size)?;
+            let bc = crate::models::bert::BertConfig::tiny(tok.vocab_size(), names.len());
+            Model::new_bert(bc, tok, names, seed, device)
+        }
+        (StudentKind::Cnn, init) => {
+            let tok = match init {
+                Some(folder) => TextTokenizer::from_file(folder.join("tokenizer.json"))?,
+                None => {
+                    let texts: Vec<&str> = data.examples.iter().map(|e| e.text.as_str()).collect();
+                    TextTokenizer::train_wordpiece(&texts, cfg.vocab_size)?
+                }
+            };
+            let mut cc = CnnConfig::new(tok.vocab_size(), names.len());
+            cc.embed_dim = cfg.embed_dim;
+            cc.max_len = cfg.max_len;
+            if let Some(folder) = init {
+                cc.embed_dim = hidden_size(folder)?;
+            }
+            let model = Model::new_cnn(cc, tok, names, seed, device)?;
+            if let Some(folder) = init {
+                model.init_cnn_embeddings_from(folder)?;
+            }
+            Ok(model)
+        }
+    }
+}
+
+fn hidden_size(folder: &Path) -> Result<usize> {
+    let path = folder.join("config.json");
+    let text = fs_err::read_to_string(&path)
+        .map_err(|e| Error::user(format!("cannot read `{}`", path.display())).with_source(e))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::user(format!("`{}` is not JSON", path.display())).with_source(e))?;
+    v["hidden_size"]
+        .as_u64()
+        .map(|h| h as usize)
+        .ok_or_else(|| Error::user(format!("`{}` has no `hidden_size`", path.display())))
+}
+
+/// Learning rate at `step` of `total`: linear warm-up, then linear decay to zero.
+pub fn schedule(peak: f64, warmup: f64, step: usize, total: usize) -> f64 {
+    let warm = ((total as f64) * warmup).ceil().max(1.0);
+    let s = step as f64 + 1.0;
+    if s <= warm {
+        peak * s / warm
+    } else {
+        peak * ((total as f64 - s + 1.0) / (total as f64 - warm + 1.0)).max(0.0)
+    }
+}
+
+/// Trains `student` on `data`, writing `OUT/epoch-NN` after each epoch and `OUT/final`.
+pub fn train(
+    cfg: &TrainConfig,
+    student: &mut Model,
+    data: &Dataset,
+    eval: Option<&Dataset>,
+    out: &Path,
+    progress: bool,
+) -> Result<TrainReport> {
+    cfg.validate()?;
+    let classes = student.info.label_names.len();
+    if student.info.label_names != data.label_names {
+        return Err(Error::user(format!(
+            "the training rows have classes {:?}, the student {:?}",
+            data.label_names, student.info.label_names
+        )));
+    }
+    let rows = tokenize(student, data)?;
+    if rows
+        .iter()
+        .all(|r| r.label.is_none() && r.teacher.is_none())
+    {
+        return Err(Error::user(
+            "no training row has a gold label or teacher logits",
+        ));
+    }
+    let device = student.device.clone();
+    let vars = student.varmap.all_vars();
+    let mut opt = AdamW::new(
+        vars.clone(),
+        ParamsAdamW {
+            lr: cfg.lr(),
+            weight_decay: cfg.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?;
+    let mut ema: Option<Vec<Tensor>> = match cfg.ema {
+        Some(_) => Some(
+            vars.iter()
+                .map(|v| v.as_tensor().copy())
+                .collect::<candle_core::Result<_>>()?,
+        ),
+        None => None,
+    };
+    let steps_per_epoch = rows.len().div_ceil(cfg.batch_size);
+    let total = steps_per_epoch * cfg.epochs;
+    let weights = LossWeights {
+        alpha: cfg.alpha,
+        temperature: cfg.temperature,
+    };
+    let bar = crate::progress::bar(total as u64, "steps", progress);
+    let mut logs = Vec::new();
+    let mut step = 0usize;
+    for epoch in 1..=cfg.epochs {
+        let t0 = Instant::now();
+        let order = epoch_order(&rows, cfg, epoch);
+        let mut losses = Vec::with_capacity(steps_per_epoch);
+        for batch in order.chunks(cfg.batch_size) {
+            opt.set_learning_rate(schedule(cfg.lr(), cfg.warmup, step, total));
+            let step_seed = seed::copy_seed(seed::stage_seed(cfg.seed, "train/step"), step as u32);
+            let loss = step_loss(
+                student, &rows, batch, classes, weights, cfg, step_seed, &device,
+            )?;
+            losses.push(f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?));
+            opt.backward_step(&loss)?;
+            if let (Some(shadow), Some(decay)) = (ema.as_mut(), cfg.ema) {
+                for (s, v) in shadow.iter_mut().zip(&vars) {
+                    *s = ((&*s * decay)? + (v.as_tensor() * (1.0 - decay))?)?;
+                }
+            }
+            step += 1;
+            bar.inc(1);
+        }
+        let dir = out.join(format!("epoch-{epoch:02}"));
+        let seconds = t0.elapsed().as_secs_f64();
+        let eval_metrics = with_weights(student, ema.as_deref(), |m| {
+            save_checkpoint(m, cfg, &dir, epoch, data)?;
+            eval.map(|e| evaluate(m, e)).transpose()
+        })?;
+        let mean = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
+        bar.println(format!(
+            "epoch {epoch}/{}: loss {mean:.4}{} ({seconds:.1} s)",
+            cfg.epochs,
+            eval_metrics
+                .map(|m| format!(
+                    ", eval accuracy {:.4}, macro-F1 {:.4}",
+                    m.accuracy, m.macro_f1
+                ))
+                .unwrap_or_default()
+        ));
+        logs.push(EpochLog {
+            epoch,
+            loss: mean,
+            step_losses: losses,
+            seconds,
+            eval: eval_metrics,
+            checkpoint: dir,
+        });
+    }
+    bar.finish_and_clear();
+    let final_dir = out.join("final");
+    with_weights(student, ema.as_deref(), |m| {
+        save_checkpoint(m, cfg, &final_dir, cfg.epochs, data)
+    })?;
+    let report = TrainReport {
+        epochs: logs,
+        final_model: final_dir,
+        rows: rows.len(),
+        labelled: data.labelled(),
+        soft_labelled: data.soft_labelled(),
+    };
+    crate::io::manifest::write_json_atomic(&out.join("train_log.json"), &report)?;
+    Ok(report)
+}
+
+/// Runs `f` with the EMA weights swapped in (when there are any), then restores the weights.
+fn with_weights<T>(
+    model: &mut Model,
+    ema: Option<&[Tensor]>,
+    f: impl FnOnce(&mut Model) -> Result<T>,
+) -> Result<T> {
+    let Some(ema) = ema else {
+        return f(model);
+    };
+    let vars = model.varmap.all_vars();
+    let saved: Vec<Tensor> = vars
+        .iter()
+        .map(|v| v.as_tensor().copy())
+        .collect::<candle_core::Result<_>>()?;
+    for (v, e) in vars.iter().zip(ema) {
+        v.set(e)?;
+    }
+    let out = f(model);
+    for (v, s) in vars.iter().zip(&saved) {
+        v.set(s)?;
+    }
+    out
+}
+
+fn save_checkpoint(
+    model: &mut Model,
+    cfg: &TrainConfig,
+    dir: &Path,
+    epoch: usize,
+    data: &Dataset,
+) -> Result<()> {
+    model.info.training = serde_json::json!({
+        "config": cfg,
+        "epoch": epoch,
+        "rows": data.examples.len(),
+        "labelled": data.labelled(),
+        "soft_labelled": data.soft_labelled(),
+        "tool": format!("retort {}", env!("CARGO_PKG_VERSION")),
+    });
+    model.save(dir)
+}
+
+/// Metrics of `model` on the labelled rows of `data`.
+pub fn evaluate(model: &Model, data: &Dataset) -> Result<Metrics> {
+    if model.info.label_names != data.label_names {
+        return Err(Error::user(format!(
+            "the evaluation rows have classes {:?}, the model {:?}",
+            data.label_names, model.info.label_names
+        )));
+    }
+    let labelled: Vec<_> = data.examples.iter().filter(|e| e.label.is_some()).collect();
+    if labelled.is_empty() {
+        return Err(Error::user("the evaluation rows have no gold labels"));
+    }
+    let texts: Vec<&str> = labelled.iter().map(|e| e.text.as_str()).collect();
+    let gold: Vec<usize> = labelled.iter().filter_map(|e| e.label).collect();
+    let logits = model.logits(&texts)?;
+    Ok(metrics::compute(
+        &logits,
+        &gold,
+        model.info.label_names.len(),
+    ))
+}
+
+fn tokenize(model: &Model, data: &Dataset) -> Result<Vec<Row>> {
+    let index: HashMap<&str, usize> = data
+        .examples
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.id.as_str(), i))
+        .collect();
+    let mut families: HashMap<&str, usize> = HashMap::new();
+    let mut rows = Vec::with_capacity(data.examples.len());
+    for e in &data.examples {
+        let root = e.parent_id.as_deref().unwrap_or(&e.id);
+        let n = families.len();
+        let family = *families.entry(root).or_insert(n);
+        rows.push(Row {
+            ids: model.tokenizer.encode(&e.text, model.info.max_len)?,
+            label: e.label,
+            teacher: e.teacher.clone(),
+            family,
+            parent: e.parent_id.as_deref().and_then(|p| index.get(p).copied()),
+        });
+    }
+    Ok(rows)
+}
+
+/// The order of rows in one epoch: a seeded shuffle; with the consistency term, whole
+/// families (a row and its augmentations) are shuffled and kept together.
+fn epoch_order(rows: &[Row], cfg: &TrainConfig, epoch: usize) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed::copy_seed(
+        seed::stage_seed(cfg.seed, "train/order"),
+        epoch as u32,
+    ));
+    if cfg.consistency > 0.0 {
+        let n = rows.iter().map(|r| r.family + 1).max().unwrap_or(0);
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, r) in rows.iter().enumerate() {
+            members[r.family].push(i);
+        }
+        members.shuffle(&mut rng);
+        members.into_iter().flatten().collect()
+    } else {
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.shuffle(&mut rng);
+        order
+    }
+}
+
+/// The loss of one batch.
+#[allow(clippy::too_many_arguments)]
+fn step_loss(
+    model: &Model,
+    rows: &[Row],
+    batch: &[usize],
+    classes: usize,
+    weights: LossWeights,
+    cfg: &TrainConfig,
+    step_seed: u64,
+    device: &Device,
+) -> Result<Tensor> {
+    let b = batch.len();
+    let len = batch
+        .iter()
+        .map(|&i| rows[i].ids.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let pad = model.tokenizer.pad_id();
+    let mut ids = vec![pad; b * len];
+    let mut mask = vec![0u32; b * len];
+    let mut gold = vec![0u32; b];
+    let mut gold_mask = vec![0f32; b];
+    let mut teacher = vec![0f32; b * classes];
+    let mut teacher_mask = vec![0f32; b];
+    for (p, &i) in batch.iter().enumerate() {
+        let r = &rows[i];
+        ids[p * len..p * len + r.ids.len()].copy_from_slice(&r.ids);
+        mask[p * len..p * len + r.ids.len()].fill(1);
+        if let Some(l) = r.label {
+            gold[p] = l as u32;
+            gold_mask[p] = 1.0;
+        }
+        if let Some(t) = &r.teacher {
+            teacher[p * classes..(p + 1) * classes].copy_from_slice(t);
+            teacher_mask[p] = 1.0;
+        }
+    }
+    let ids = Tensor::from_vec(ids, (b, len), device)?;
+    let mask = Tensor::from_vec(mask, (b, len), device)?;
+    let gold = Tensor::from_vec(gold, b, device)?;
+    let gold_mask = Tensor::from_vec(gold_mask, b, device)?;
+    let teacher = Tensor::from_vec(teacher, (b, classes), device)?;
+    let teacher_mask = Tensor::from_vec(teacher_mask, b, device)?;
+    let targets = Targets {
+        gold: &gold,
+        gold_mask: &gold_mask,
+        teacher: &teacher,
+        teacher_mask: &teacher_mask,
+    };
+    let mut dropout = DropoutRng::new(step_seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed::copy_seed(step_seed, 1));
+
+    let (mut total, plain) = match cfg.mixup {
+        Some(a) => {
+            let lambda: f64 = Beta::new(a, a)
+                .map_err(|e| Error::user(format!("`mixup` = {a}: {e}")))?
+                .sample(&mut rng);
+            let mut perm: Vec<u32> = (0..b as u32).collect();
+            perm.shuffle(&mut rng);
+            let perm = Tensor::from_vec(perm, b, device)?;
+            let f = model.classifier.features(&ids, &mask, Some(&mut dropout))?;
+            let mixed = ((&f * lambda)? + (f.index_select(&perm, 0)? * (1.0 - lambda))?)?;
+            let logits = model.classifier.head(&mixed, Some(&mut dropout))?;
+            let (g2, gm2, t2, tm2) = (
+                gold.index_select(&perm, 0)?,
+                gold_mask.index_select(&perm, 0)?,
+                teacher.index_select(&perm, 0)?,
+                teacher_mask.index_select(&perm, 0)?,
+            );
+            let other = Targets {
+                gold: &g2,
+                gold_mask: &gm2,
+                teacher: &t2,
+                teacher_mask: &tm2,
+            };
+            let l1 = loss::mean(&loss::rows(&logits, &targets, weights)?, &targets)?;
+            let l2 = loss::mean(&loss::rows(&logits, &other, weights)?, &other)?;
+            let total = ((l1 * lambda)? + (l2 * (1.0 - lambda))?)?;
+            let plain = if cfg.consistency > 0.0 {
+                Some(model.classifier.forward(&ids, &mask, Some(&mut dropout))?)
+            } else {
+                None
+            };
+            (total, plain)
+        }
+        None => {
+            let logits = model.classifier.forward(&ids, &mask, Some(&mut dropout))?;
+            let total = loss::mean(&loss::rows(&logits, &targets, weights)?, &targets)?;
+            (total, Some(logits))
+        }
+    };
+    if cfg.consistency > 0.0 {
+        let position: HashMap<usize, u32> = batch
+            .iter()
+            .enumerate()
+            .map(|(p, &i)| (i, p as u32))
+            .collect();
+        let (mut aug, mut par) = (Vec::new(), Vec::new());
+        for (p, &i) in batch.iter().enumerate() {
+            if let Some(q) = rows[i].parent.and_then(|pi| position.get(&pi)) {
+                aug.push(p as u32);
+                par.push(*q);
+            }
+        }
+        if let (false, Some(plain)) = (aug.is_empty(), plain) {
+            let n = aug.len();
+            let a = plain.index_select(&Tensor::from_vec(aug, n, device)?, 0)?;
+            let q = plain.index_select(&Tensor::from_vec(par, n, device)?, 0)?;
+            total = (total + (loss::consistency(&a, &q)? * cfg.consistency)?)?;
+        }
+    }
+    Ok(total)
+}

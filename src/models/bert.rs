@@ -1,0 +1,672 @@
+//! A BERT-shaped encoder student that really trains (every layer norm is differentiable),
+//! with exactly the tensor names of Hugging Face `BertForSequenceClassification`.
+//!
+//! Written for `retort` rather than reusing candle-transformers' `BertModel`, whose fast
+//! `LayerNorm` has no backward pass (only the head would learn). Layer norms here use
+//! `candle_nn::ops::layer_norm_slow`, softmax uses the composite `candle_nn::ops::softmax`.
+//!
+//! Dropout (hidden, attention-probability and classifier) is drawn from the caller's
+//! [`DropoutRng`]; token type ids are all 0; position ids are `0..L`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use candle_core::{DType, Tensor, D};
+use candle_nn::{Linear, VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use super::init::ZERO_INIT;
+use super::{maybe_dropout, Classifier, DropoutRng};
+use crate::error::{Error, Result};
+
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_drop() -> f32 {
+    0.1
+}
+fn default_max_pos() -> usize {
+    512
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_model_type() -> String {
+    "bert".into()
+}
+
+/// A Hugging Face BERT `config.json`. Unknown keys are kept in `extra` and written back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    /// Always `"bert"` for this model.
+    #[serde(default = "default_model_type")]
+    pub model_type: String,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden size `H`.
+    pub hidden_size: usize,
+    /// Number of encoder layers.
+    pub num_hidden_layers: usize,
+    /// Number of attention heads (must divide `hidden_size`).
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// `gelu` (erf, the default), `gelu_new` / `gelu_pytorch_tanh` (tanh approximation) or `relu`.
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// Dropout on embeddings, sublayer outputs and (unless `classifier_dropout`) the classifier.
+    #[serde(default = "default_drop")]
+    pub hidden_dropout_prob: f32,
+    /// Dropout on attention probabilities.
+    #[serde(default = "default_drop")]
+    pub attention_probs_dropout_prob: f32,
+    /// Dropout before the classifier; `hidden_dropout_prob` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier_dropout: Option<f32>,
+    /// Number of position embeddings (maximum sequence length).
+    #[serde(default = "default_max_pos")]
+    pub max_position_embeddings: usize,
+    /// Number of token types.
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    /// Layer-norm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Class names by id (`"0": "neg"`); defines the number of classes when present.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub id2label: BTreeMap<String, String>,
+    /// Class ids by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub label2id: BTreeMap<String, usize>,
+    /// Number of classes when `id2label` is absent (Hugging Face's default is 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_labels: Option<usize>,
+    /// Every other key of the file (architectures, pad_token_id, transformers_version, ...).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl BertConfig {
+    /// A tiny config for tests: hidden 32, 2 layers, 2 heads, intermediate 64, 64 positions.
+    pub fn tiny(vocab_size: usize, num_labels: usize) -> Self {
+        let mut c = BertConfig {
+            model_type: default_model_type(),
+            vocab_size,
+            hidden_size: 32,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            intermediate_size: 64,
+            hidden_act: default_act(),
+            hidden_dropout_prob: 0.1,
+            attention_probs_dropout_prob: 0.1,
+            classifier_dropout: None,
+            max_position_embeddings: 64,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            id2label: BTreeMap::new(),
+            label2id: BTreeMap::new(),
+            num_labels: None,
+            extra: serde_json::Map::new(),
+        };
+        let names: Vec<String> = (0..num_labels).map(|i| format!("LABEL_{i}")).collect();
+        c.set_labels(&names);
+        c
+    }
+
+    /// Parses a Hugging Face `config.json` and validates it.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let c: BertConfig = serde_json::from_str(json)
+            .map_err(|e| Error::user("invalid BERT `config.json`").with_source(e))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// A valid Hugging Face config for a sequence classifier: `model_type: "bert"`,
+    /// `architectures: ["BertForSequenceClassification"]`, `id2label`, `label2id`.
+    pub fn to_json(&self) -> Result<String> {
+        let mut c = self.clone();
+        c.model_type = "bert".into();
+        c.extra.insert(
+            "architectures".into(),
+            serde_json::json!(["BertForSequenceClassification"]),
+        );
+        c.extra
+            .entry("pad_token_id")
+            .or_insert(serde_json::json!(0));
+        c.num_labels = None;
+        serde_json::to_string_pretty(&c)
+            .map_err(|e| Error::runtime("cannot serialise BERT config").with_source(e))
+    }
+
+    /// Checks sizes, head divisibility and the activation name.
+    pub fn validate(&self) -> Result<()> {
+        let mut p = Vec::new();
+        if self.model_type != "bert" {
+            p.push(format!(
+                "`model_type` is `{}`, expected `bert`",
+                self.model_type
+            ));
+        }
+        for (n, v) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ] {
+            if v == 0 {
+                p.push(format!("`{n}` must be at least 1"));
+            }
+        }
+        if self.num_attention_heads > 0 && self.hidden_size % self.num_attention_heads != 0 {
+            p.push(format!(
+                "`hidden_size` {} is not a multiple of `num_attention_heads` {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if !["gelu", "gelu_new", "gelu_pytorch_tanh", "relu"].contains(&self.hidden_act.as_str()) {
+            p.push(format!("unsupported `hidden_act` `{}`", self.hidden_act));
+        }
+        if self.num_labels() == 0 {
+            p.push("the model must have at least one class".into());
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::user("invalid BERT configuration").with_details(p))
+        }
+    }
+
+    /// Number of classes: `id2label`'s size, else `num_labels`, else 2.
+    pub fn num_labels(&self) -> usize {
+        if !self.id2label.is_empty() {
+            self.id2label.len()
+        } else {
+            self.num_labels.unwrap_or(2)
+        }
+    }
+
+    /// Class names in id order (`LABEL_i` where `id2label` has none).
+    pub fn label_names(&self) -> Vec<String> {
+        (0..self.num_labels())
+            .map(|i| {
+                self.id2label
+                    .get(&i.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| format!("LABEL_{i}"))
+            })
+            .collect()
+    }
+
+    /// Sets `id2label`, `label2id` (and clears `num_labels`) from class names in id order, and
+    /// marks the config as `BertForSequenceClassification` (`architectures`, `pad_token_id`).
+    pub fn set_labels(&mut self, names: &[String]) {
+        self.extra.insert(
+            "architectures".into(),
+            serde_json::json!(["BertForSequenceClassification"]),
+        );
+        self.extra
+            .entry("pad_token_id")
+            .or_insert(serde_json::json!(0));
+        self.id2label = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i.to_string(), n.clone()))
+            .collect();
+        self.label2id = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        self.num_labels = None;
+    }
+
+    fn classifier_dropout(&self) -> f32 {
+        self.classifier_dropout.unwrap_or(self.hidden_dropout_prob)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Norm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl Norm {
+    fn new(h: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Norm {
+            weight: vb.get_with_hints(h, "weight", ZERO_INIT)?,
+            bias: vb.get_with_hints(h, "bias", ZERO_INIT)?,
+            eps,
+        })
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::layer_norm_slow(
+            x,
+            &self.weight,
+            &self.bias,
+            self.eps as f32,
+        )?)
+    }
+}
+
+fn linear(inp: usize, out: usize, vb: VarBuilder) -> Result<Linear> {
+    let w = vb.get_with_hints((out, inp), "weight", ZERO_INIT)?;
+    let b = vb.get_with_hints(out, "bias", ZERO_INIT)?;
+    Ok(Linear::new(w, Some(b)))
+}
+
+fn apply(l: &Linear, x: &Tensor) -> Result<Tensor> {
+    Ok(candle_nn::Module::forward(l, x)?)
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: Norm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: Norm,
+}
+
+impl Layer {
+    fn new(c: &BertConfig, vb: VarBuilder) -> Result<Self> {
+        let (h, i, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
+        let a = vb.pp("attention");
+        Ok(Layer {
+            query: linear(h, h, a.pp("self").pp("query"))?,
+            key: linear(h, h, a.pp("self").pp("key"))?,
+            value: linear(h, h, a.pp("self").pp("value"))?,
+            attn_out: linear(h, h, a.pp("output").pp("dense"))?,
+            attn_norm: Norm::new(h, eps, a.pp("output").pp("LayerNorm"))?,
+            intermediate: linear(h, i, vb.pp("intermediate").pp("dense"))?,
+            output: linear(i, h, vb.pp("output").pp("dense"))?,
+            out_norm: Norm::new(h, eps, vb.pp("output").pp("LayerNorm"))?,
+        })
+    }
+}
+
+/// The BERT student (see module docs). Cheap to clone: tensors share the `VarMap`'s storage.
+#[derive(Debug, Clone)]
+pub struct BertClassifier {
+    cfg: BertConfig,
+    word: Tensor,
+    position: Tensor,
+    token_type: Tensor,
+    emb_norm: Norm,
+    layers: Vec<Layer>,
+    pooler: Linear,
+    classifier: Linear,
+}
+
+impl BertClassifier {
+    /// Creates (or fetches) the variables under `vb` with Hugging Face
+    /// `BertForSequenceClassification` names (`bert.*`, `classifier.*`).
+    pub fn new(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+        cfg.validate()?;
+        let h = cfg.hidden_size;
+        let b = vb.pp("bert");
+        let e = b.pp("embeddings");
+        let word = e.get_with_hints((cfg.vocab_size, h), "word_embeddings.weight", ZERO_INIT)?;
+        let position = e.get_with_hints(
+            (cfg.max_position_embeddings, h),
+            "position_embeddings.weight",
+            ZERO_INIT,
+        )?;
+        let token_type = e.get_with_hints(
+            (cfg.type_vocab_size, h),
+            "token_type_embeddings.weight",
+            ZERO_INIT,
+        )?;
+        let emb_norm = Norm::new(h, cfg.layer_norm_eps, e.pp("LayerNorm"))?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::new(cfg, b.pp(format!("encoder.layer.{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let pooler = linear(h, h, b.pp("pooler").pp("dense"))?;
+        let classifier = linear(h, cfg.num_labels(), vb.pp("classifier"))?;
+        Ok(BertClassifier {
+            cfg: cfg.clone(),
+            word,
+            position,
+            token_type,
+            emb_norm,
+            layers,
+            pooler,
+            classifier,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BertConfig {
+        &self.cfg
+    }
+
+    fn act(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self.cfg.hidden_act.as_str() {
+            "gelu_new" | "gelu_pytorch_tanh" => x.gelu()?,
+            "relu" => x.relu()?,
+            _ => x.gelu_erf()?,
+        })
+    }
+
+    /// Final hidden states `[B, L, H]`.
+    pub fn encode(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        mut dropout: Option<&mut DropoutRng>,
+    ) -> Result<Tensor> {
+        let c = &self.cfg;
+        let (b, l) = ids.dims2()?;
+        if l > c.max_position_embeddings {
+            return Err(Error::user(format!(
+                "sequence length {l} exceeds max_position_embeddings {}",
+                c.max_position_embeddings
+            )));
+        }
+        let h = c.hidden_size;
+        let nh = c.num_attention_heads;
+        let hd = h / nh;
+        let p = c.hidden_dropout_prob;
+        let word = self
+            .word
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, l, h))?;
+        let pos = self.position.narrow(0, 0, l)?.unsqueeze(0)?;
+        let tt = self.token_type.narrow(0, 0, 1)?.unsqueeze(0)?;
+        let x = word.broadcast_add(&pos)?.broadcast_add(&tt)?;
+        let x = self.emb_norm.forward(&x)?;
+        let mut x = maybe_dropout(&x, p, dropout.as_deref_mut())?;
+        // Additive attention bias [B, 1, 1, L]: 0 for tokens, -10000 for padding (as HF BERT).
+        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 10000.0)?.reshape((b, 1, 1, l))?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        for layer in &self.layers {
+            let heads = |t: Tensor| -> Result<Tensor> {
+                Ok(t.reshape((b, l, nh, hd))?.transpose(1, 2)?.contiguous()?)
+            };
+            let q = heads(apply(&layer.query, &x)?)?;
+            let k = heads(apply(&layer.key, &x)?)?;
+            let v = heads(apply(&layer.value, &x)?)?;
+            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
+            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let probs = maybe_dropout(
+                &probs,
+                c.attention_probs_dropout_prob,
+                dropout.as_deref_mut(),
+            )?;
+            let ctx = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((b, l, h))?;
+            let a = apply(&layer.attn_out, &ctx)?;
+            let a = maybe_dropout(&a, p, dropout.as_deref_mut())?;
+            let x1 = layer.attn_norm.forward(&(a + &x)?)?;
+            let m = self.act(&apply(&layer.intermediate, &x1)?)?;
+            let o = apply(&layer.output, &m)?;
+            let o = maybe_dropout(&o, p, dropout.as_deref_mut())?;
+            x = layer.out_norm.forward(&(o + &x1)?)?;
+        }
+        Ok(x)
+    }
+}
+
+impl Classifier for BertClassifier {
+    /// The pooler output: `tanh(dense(h_[CLS]))`, `[B, H]`.
+    fn features(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        dropout: Option<&mut DropoutRng>,
+    ) -> Result<Tensor> {
+        let x = self.encode(ids, mask, dropout)?;
+        let cls = x.narrow(1, 0, 1)?.squeeze(1)?;
+        Ok(apply(&self.pooler, &cls)?.tanh()?)
+    }
+
+    fn head(&self, features: &Tensor, dropout: Option<&mut DropoutRng>) -> Result<Tensor> {
+        let x = maybe_dropout(features, self.cfg.classifier_dropout(), dropout)?;
+        apply(&self.classifier, &x)
+    }
+
+    fn num_labels(&self) -> usize {
+        self.cfg.num_labels()
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.cfg.hidden_size
+    }
+}
+
+/// Names under which a Hugging Face file may store our variable `name`: as is, without the
+/// `bert.` prefix, and with the old `LayerNorm.gamma`/`LayerNorm.beta` names.
+pub fn hf_candidates(name: &str) -> Vec<String> {
+    let mut base = vec![name.to_string()];
+    if let Some(s) = name.strip_prefix("bert.") {
+        base.push(s.to_string());
+    }
+    let mut out = base.clone();
+    for b in &base {
+        if let Some(s) = b.strip_suffix("LayerNorm.weight") {
+            out.push(format!("{s}LayerNorm.gamma"));
+        }
+        if let Some(s) = b.strip_suffix("LayerNorm.bias") {
+            out.push(format!("{s}LayerNorm.beta"));
+        }
+    }
+    out
+}
+
+/// Copies Hugging Face weights into `varmap` (built by [`BertClassifier::new`]). Every variable
+/// must be found (see [`hf_candidates`]) with the right shape, except `bert.pooler.*` and
+/// `classifier.*` when `allow_missing_head` (they keep their seeded values). Returns the names
+/// that were not found. A classifier with another number of classes is a user error.
+pub fn load_hf_weights(
+    varmap: &VarMap,
+    weights: &HashMap<String, Tensor>,
+    allow_missing_head: bool,
+    source: &str,
+) -> Result<Vec<String>> {
+    let data = varmap.data().lock().expect("varmap lock poisoned");
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut missing = Vec::new();
+    for name in names {
+        let var = &data[name];
+        let found = hf_candidates(name)
+            .into_iter()
+            .find_map(|k| weights.get(&k).map(|t| (k, t)));
+        match found {
+            Some((key, t)) => {
+                if t.dims() != var.dims() {
+                    if name == "classifier.weight" || name == "classifier.bias" {
+                        return Err(Error::user(format!(
+                            "class-count mismatch: `{key}` in {source} has shape {:?}, the model \
+                             has {} classes",
+                            t.dims(),
+                            var.dims()[0]
+                        ))
+                        .with_hint("give as many label names as the checkpoint has classes"));
+                    }
+                    return Err(Error::user(format!(
+                        "shape mismatch for `{key}` in {source}: {:?} in the file, {:?} expected \
+                         from config.json",
+                        t.dims(),
+                        var.dims()
+                    )));
+                }
+                var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
+            }
+            None => {
+                let head = name.starts_with("bert.pooler.") || name.starts_with("classifier.");
+                if allow_missing_head && head {
+                    missing.push(name.clone());
+                } else {
+                    return Err(Error::user(format!(
+                        "tensor `{name}` is missing from {source}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::init::{const_vb, reinit};
+    use candle_core::Device;
+
+    #[test]
+    fn config_round_trip_keeps_extra_and_is_hf_like() {
+        let j = r#"{"architectures":["BertModel"],"attention_probs_dropout_prob":0.1,
+            "gradient_checkpointing":false,"hidden_act":"gelu","hidden_dropout_prob":0.1,
+            "hidden_size":384,"initializer_range":0.02,"intermediate_size":1536,
+            "layer_norm_eps":1e-12,"max_position_embeddings":512,"model_type":"bert",
+            "num_attention_heads":12,"num_hidden_layers":6,"pad_token_id":0,
+            "position_embedding_type":"absolute","transformers_version":"4.8.2",
+            "type_vocab_size":2,"use_cache":true,"vocab_size":30522}"#;
+        let mut c = BertConfig::from_json(j).unwrap();
+        assert_eq!(c.num_labels(), 2);
+        assert_eq!(c.hidden_size, 384);
+        c.set_labels(&["neg".into(), "pos".into(), "mixed".into()]);
+        let out = c.to_json().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["architectures"][0], "BertForSequenceClassification");
+        assert_eq!(v["id2label"]["2"], "mixed");
+        assert_eq!(v["label2id"]["pos"], 1);
+        assert_eq!(v["initializer_range"], 0.02);
+        let back = BertConfig::from_json(&out).unwrap();
+        assert_eq!(back.label_names(), vec!["neg", "pos", "mixed"]);
+        assert!(BertConfig::from_json(r#"{"vocab_size":5}"#).is_err());
+        let mut bad = BertConfig::tiny(10, 2);
+        bad.num_attention_heads = 3;
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn candidates_cover_old_names() {
+        let c = hf_candidates("bert.encoder.layer.0.output.LayerNorm.weight");
+        assert!(c.contains(&"encoder.layer.0.output.LayerNorm.gamma".to_string()));
+        assert!(c.contains(&"bert.encoder.layer.0.output.LayerNorm.gamma".to_string()));
+        assert_eq!(hf_candidates("classifier.bias"), vec!["classifier.bias"]);
+    }
+
+    #[test]
+    fn every_parameter_gets_a_gradient() {
+        let cfg = BertConfig::tiny(40, 3);
+        let vm = VarMap::new();
+        let m = BertClassifier::new(&cfg, const_vb(&vm, &Device::Cpu)).unwrap();
+        reinit(&vm, 5).unwrap();
+        let ids = Tensor::from_vec(
+            vec![2u32, 7, 8, 3, 0, 2, 9, 10, 11, 3],
+            (2, 5),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let mask =
+            Tensor::from_vec(vec![1u32, 1, 1, 1, 0, 1, 1, 1, 1, 1], (2, 5), &Device::Cpu).unwrap();
+        let mut rng = DropoutRng::new(1);
+        let logits = m.forward(&ids, &mask, Some(&mut rng)).unwrap();
+        assert_eq!(logits.dims(), &[2, 3]);
+        let y = Tensor::new(&[0u32, 2], &Device::Cpu).unwrap();
+        let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
+        let grads = loss.backward().unwrap();
+        let data = vm.data().lock().unwrap();
+        assert_eq!(data.len(), 5 + 16 * 2 + 2 + 2);
+        for (name, var) in data.iter() {
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("no grad for {name}"));
+            let s = g
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(s > 0.0, "zero gradient for {name}");
+        }
+    }
+
+    #[test]
+    fn padding_is_masked() {
+        let cfg = BertConfig::tiny(40, 2);
+        let vm = VarMap::new();
+        let m = BertClassifier::new(&cfg, const_vb(&vm, &Device::Cpu)).unwrap();
+        reinit(&vm, 9).unwrap();
+        let dev = Device::Cpu;
+        let a: Vec<Vec<f32>> = m
+            .forward(
+                &Tensor::new(&[[2u32, 7, 3]], &dev).unwrap(),
+                &Tensor::new(&[[1u32, 1, 1]], &dev).unwrap(),
+                None,
+            )
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        let b: Vec<Vec<f32>> = m
+            .forward(
+                &Tensor::new(&[[2u32, 7, 3, 0, 0]], &dev).unwrap(),
+                &Tensor::new(&[[1u32, 1, 1, 0, 0]], &dev).unwrap(),
+                None,
+            )
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        for k in 0..2 {
+            assert!((a[0][k] - b[0][k]).abs() < 1e-5, "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn loading_accepts_hf_names_and_checks_shapes() {
+        let cfg = BertConfig::tiny(40, 2);
+        let src = VarMap::new();
+        BertClassifier::new(&cfg, const_vb(&src, &Device::Cpu)).unwrap();
+        reinit(&src, 1).unwrap();
+        // Export like all-MiniLM: no `bert.` prefix, old gamma/beta names, no pooler/classifier.
+        let mut w = HashMap::new();
+        for (k, v) in src.data().lock().unwrap().iter() {
+            if k.starts_with("bert.pooler") || k.starts_with("classifier") {
+                continue;
+            }
+            let k = k
+                .strip_prefix("bert.")
+                .unwrap()
+                .replace("LayerNorm.weight", "LayerNorm.gamma")
+                .replace("LayerNorm.bias", "LayerNorm.beta");
+            w.insert(k, v.as_tensor().copy().unwrap());
+        }
+        let dst = VarMap::new();
+        BertClassifier::new(&cfg, const_vb(&dst, &Device::Cpu)).unwrap();
+        reinit(&dst, 2).unwrap();
+        let missing = load_hf_weights(&dst, &w, true, "test").unwrap();
+        assert_eq!(missing.len(), 4);
+        assert!(load_hf_weights(&dst, &w, false, "test").is_err());
+        let s = src.data().lock().unwrap();
+        let d = dst.data().lock().unwrap();
+        let key = "bert.encoder.layer.1.output.LayerNorm.weight";
+        let a: Vec<f32> = s[key].as_tensor().to_vec1().unwrap();
+        let b: Vec<f32> = d[key].as_tensor().to_vec1().unwrap();
+        assert_eq!(a, b);
+        drop(d);
+        // A classifier with 3 classes into a 2-class model.
+        let mut w3 = w.clone();
+        w3.insert(
+            "classifier.weight".into(),
+            Tensor::zeros((3, 32), DType::F32, &Device::Cpu).unwrap(),
+        );
+        let e = load_hf_weights(&dst, &w3, true, "test").unwrap_err();
+        assert!(e.to_string().contains("class-count mismatch"), "{e}");
+    }
+}
