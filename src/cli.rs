@@ -91,6 +91,38 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Self-distillation: generation 0 trains on the gold labels of an EDA-augmented corpus,
+    /// each next generation on gold + soft labels from earlier generations; each is evaluated.
+    Selfdistill {
+        /// Labelled training rows: a Parquet file, folder or glob.
+        #[arg(long)]
+        data: String,
+        /// Output folder: `augmented/`, `gen-K/` (soft labels and student), `generations.json`.
+        #[arg(long)]
+        out: PathBuf,
+        /// Labelled rows to evaluate every generation on.
+        #[arg(long)]
+        eval: Option<String>,
+        /// Generations after generation 0.
+        #[arg(long, default_value_t = 2)]
+        generations: usize,
+        /// Teacher of each generation: `previous`, `all` (every earlier generation) or
+        /// `last:K` (the last K epoch checkpoints of the previous generation).
+        #[arg(long, default_value = "previous", value_parser = parse_ensemble)]
+        ensemble: distill::selfdistill::EnsembleMode,
+        /// EDA strength.
+        #[arg(long, default_value_t = 0.1)]
+        alpha: f64,
+        /// EDA copies per row (0: no augmentation).
+        #[arg(long, default_value_t = 4)]
+        copies: u32,
+        /// A training setting, as for `retort train`.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        sets: Vec<(String, String)>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Evaluate a model folder on labelled Parquet rows: accuracy, macro-F1, NLL, ECE.
     Eval {
         /// The model folder (a checkpoint written by `retort train`).
@@ -269,15 +301,7 @@ where
                 print!("{}", keys_text(&registry::keys_of::<TrainConfig>()));
                 return Ok(0);
             }
-            let mut table = toml::Table::new();
-            for (k, v) in &sets {
-                table.insert(k.clone(), spec::typed_scalar(v));
-            }
-            let cfg: TrainConfig = registry::parse_table(&table).map_err(|e| {
-                Error::user(format!("`--set`: {e}"))
-                    .with_hint("`retort train --help-keys` lists the settings")
-            })?;
-            cfg.validate()?;
+            let cfg = train_config(&sets)?;
             let device = candle_core::Device::Cpu;
             let train_data = load_many(&data)?;
             let eval_data = eval
@@ -294,6 +318,28 @@ where
                 !quiet,
             )?;
             println!("{}", train_summary(&report));
+            Ok(0)
+        }
+        Command::Selfdistill {
+            data,
+            out,
+            eval,
+            generations,
+            ensemble,
+            alpha,
+            copies,
+            sets,
+            quiet,
+        } => {
+            let cfg = distill::selfdistill::SelfDistillConfig {
+                generations,
+                ensemble,
+                alpha,
+                copies,
+                train: train_config(&sets)?,
+            };
+            let gens = distill::selfdistill::run(&cfg, &data, eval.as_deref(), &out, !quiet)?;
+            print!("{}", distill::selfdistill::table_text(&gens));
             Ok(0)
         }
         Command::Eval { model, data, out } => {
@@ -494,6 +540,24 @@ fn keys_text(keys: &[registry::KeyDoc]) -> String {
         ));
     }
     s
+}
+
+/// Training settings from `--set KEY=VALUE` flags.
+fn train_config(sets: &[(String, String)]) -> Result<TrainConfig> {
+    let mut table = toml::Table::new();
+    for (k, v) in sets {
+        table.insert(k.clone(), spec::typed_scalar(v));
+    }
+    let cfg: TrainConfig = registry::parse_table(&table).map_err(|e| {
+        Error::user(format!("`--set`: {e}"))
+            .with_hint("`retort train --help-keys` lists the settings")
+    })?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn parse_ensemble(s: &str) -> std::result::Result<distill::selfdistill::EnsembleMode, String> {
+    s.parse()
 }
 
 /// Reads several training inputs; they must agree on classes.

@@ -4,5 +4,6 @@
 pub mod data;
 pub mod loss;
 pub mod metrics;
+pub mod selfdistill;
 pub mod teacher;
 pub mod train;

@@ -270,3 +270,58 @@ fn soft_labels_of_another_class_count_are_refused() {
     assert!(err.contains("teacher logits have 2 classes"), "{err}");
     assert!(err.contains("3"), "{err}");
 }
+
+#[test]
+fn self_distillation_runs_generations_with_ensembles() {
+    if !wordnet() {
+        eprintln!("skipped: WordNet is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (train_path, test_path) = split(tmp.path());
+    let out = tmp.path().join("sd");
+    let table = ok(&[
+        "selfdistill",
+        "--data",
+        &train_path,
+        "--eval",
+        &test_path,
+        "--out",
+        out.to_str().unwrap(),
+        "--generations",
+        "2",
+        "--ensemble",
+        "all",
+        "--copies",
+        "1",
+        "--quiet",
+        "--set",
+        "epochs=3",
+        "--set",
+        "batch_size=16",
+        "--set",
+        "learning_rate=0.003",
+        "--set",
+        "vocab_size=1500",
+        "--set",
+        "embed_dim=32",
+    ]);
+    let gens: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("generations.json")).unwrap())
+            .unwrap();
+    let gens = gens.as_array().unwrap();
+    assert_eq!(gens.len(), 3, "{table}");
+    assert_eq!(gens[0]["teachers"].as_array().unwrap().len(), 0);
+    assert_eq!(gens[1]["teachers"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        gens[2]["teachers"].as_array().unwrap().len(),
+        2,
+        "`all` ensembles every earlier generation"
+    );
+    for g in gens {
+        assert!(g["metrics"]["accuracy"].as_f64().unwrap() > 0.5, "{g}");
+    }
+    // Generation 1 was taught on soft labels of every augmented row.
+    let soft = read_logits(&out.join("gen-1/soft"));
+    assert_eq!(soft.len(), 180 * 2);
+}

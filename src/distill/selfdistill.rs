@@ -1,0 +1,279 @@
+//! Iterative and ensemble self-distillation (born-again networks): generation 0 trains on gold
+//! labels of the augmented corpus (copies inherit their parent's label); each next generation
+//! relabels the augmented corpus with a teacher (the previous generation, all earlier
+//! generations, or the last K epoch checkpoints of the previous one) and trains a fresh
+//! student on gold + soft labels. Every generation is evaluated.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::distill::data;
+use crate::distill::metrics::Metrics;
+use crate::distill::train::{self, TrainConfig};
+use crate::error::{Error, Result};
+use crate::pipeline::spec::{PipelineSpec, StageSpec};
+use crate::pipeline::{plan, runner};
+use crate::stage::RunSettings;
+
+/// Which models teach the next generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnsembleMode {
+    /// The previous generation's final model (iterative self-distillation).
+    Previous,
+    /// Every earlier generation's final model.
+    All,
+    /// The last K epoch checkpoints of the previous generation.
+    LastEpochs(usize),
+}
+
+impl std::str::FromStr for EnsembleMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "none" | "previous" => Ok(EnsembleMode::Previous),
+            "all" => Ok(EnsembleMode::All),
+            _ => s
+                .strip_prefix("last:")
+                .and_then(|k| k.parse().ok())
+                .filter(|k: &usize| *k > 0)
+                .map(EnsembleMode::LastEpochs)
+                .ok_or_else(|| format!("`{s}` is not `previous`, `all` or `last:K`")),
+        }
+    }
+}
+
+/// Settings of a self-distillation run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SelfDistillConfig {
+    /// Generations after generation 0.
+    pub generations: usize,
+    /// Who teaches.
+    pub ensemble: EnsembleMode,
+    /// EDA strength; `copies = 0` trains on the original rows only.
+    pub alpha: f64,
+    /// EDA copies per row.
+    pub copies: u32,
+    /// Student training settings (the seed of generation k is `seed + k`).
+    pub train: TrainConfig,
+}
+
+/// One generation's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Generation {
+    /// Generation number, from 0.
+    pub generation: usize,
+    /// Teacher model folders (empty for generation 0).
+    pub teachers: Vec<PathBuf>,
+    /// The trained model.
+    pub model: PathBuf,
+    /// Metrics of the final model on the evaluation rows.
+    pub metrics: Option<Metrics>,
+    /// Mean training loss per epoch.
+    pub losses: Vec<f64>,
+}
+
+fn stage(id: &str, kind: &str, inputs: &[&str], config: toml::Table) -> StageSpec {
+    StageSpec {
+        id: id.into(),
+        kind: kind.into(),
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        config,
+    }
+}
+
+fn table(pairs: &[(&str, toml::Value)]) -> toml::Table {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// Runs `source -> middle -> sink` as a pipeline (resumable and skipped when up to date).
+fn run_chain(
+    name: &str,
+    seed: u64,
+    input: &str,
+    middle: Option<(&str, toml::Table)>,
+    output: &Path,
+) -> Result<()> {
+    let mut stages = vec![stage(
+        "corpus",
+        "parquet_source",
+        &[],
+        table(&[("path", input.into())]),
+    )];
+    let last = match middle {
+        Some((kind, cfg)) => {
+            stages.push(stage(kind, kind, &["corpus"], cfg));
+            kind
+        }
+        None => "corpus",
+    };
+    stages.push(stage(
+        "out",
+        "parquet_sink",
+        &[last],
+        table(&[("path", output.display().to_string().into())]),
+    ));
+    let spec = PipelineSpec {
+        name: name.into(),
+        seed,
+        stages,
+        problems: vec![],
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let settings = RunSettings {
+        seed,
+        shard: None,
+        batch_size: 1024,
+        threads,
+    };
+    let p = plan::build(&spec, &settings, &format!("the `{name}` step"))?;
+    runner::run(
+        p,
+        Arc::new(settings),
+        &runner::RunOptions {
+            progress: false,
+            force: true,
+        },
+    )?;
+    Ok(())
+}
+
+/// Runs generation 0 and `cfg.generations` more under `out`.
+pub fn run(
+    cfg: &SelfDistillConfig,
+    train_path: &str,
+    eval_path: Option<&str>,
+    out: &Path,
+    progress: bool,
+) -> Result<Vec<Generation>> {
+    cfg.train.validate()?;
+    let device = candle_core::Device::Cpu;
+    let augmented = out.join("augmented");
+    let eda = table(&[
+        ("alpha", cfg.alpha.into()),
+        ("copies", i64::from(cfg.copies).into()),
+        ("keep_original", true.into()),
+    ]);
+    run_chain(
+        "augment",
+        cfg.train.seed,
+        train_path,
+        (cfg.copies > 0).then_some(("eda", eda)),
+        &augmented,
+    )?;
+    let corpus = augmented.display().to_string();
+    let gold = data::load(&corpus, "text", "label", None)?;
+    if gold.labelled() == 0 {
+        return Err(Error::user(format!("`{train_path}` has no gold labels"))
+            .with_hint("generation 0 trains on gold labels"));
+    }
+    let eval = eval_path
+        .map(|p| data::load(p, "text", "label", Some(&gold.label_names)))
+        .transpose()?;
+    let mut generations: Vec<Generation> = Vec::new();
+    for g in 0..=cfg.generations {
+        let dir = out.join(format!("gen-{g}"));
+        let (rows, teachers) = if g == 0 {
+            (gold.clone(), vec![])
+        } else {
+            let prev = &generations[g - 1];
+            let teachers: Vec<PathBuf> = match cfg.ensemble {
+                EnsembleMode::Previous => vec![prev.model.clone()],
+                EnsembleMode::All => generations.iter().map(|x| x.model.clone()).collect(),
+                EnsembleMode::LastEpochs(k) => {
+                    let epochs = cfg.train.epochs;
+                    (epochs.saturating_sub(k) + 1..=epochs)
+                        .map(|e| {
+                            prev.model
+                                .parent()
+                                .unwrap_or(Path::new("."))
+                                .join(format!("epoch-{e:02}"))
+                        })
+                        .collect()
+                }
+            };
+            let models: Vec<toml::Value> = teachers
+                .iter()
+                .map(|t| t.display().to_string().into())
+                .collect();
+            let soft = dir.join("soft");
+            run_chain(
+                "teacher",
+                cfg.train.seed,
+                &corpus,
+                Some(("teacher", table(&[("model", toml::Value::Array(models))]))),
+                &soft,
+            )?;
+            (
+                data::load(
+                    &soft.display().to_string(),
+                    "text",
+                    "label",
+                    Some(&gold.label_names),
+                )?,
+                teachers,
+            )
+        };
+        let mut tc = cfg.train.clone();
+        tc.seed = cfg.train.seed + g as u64;
+        let mut student = train::new_student(&tc, &rows, &device)?;
+        let report = train::train(
+            &tc,
+            &mut student,
+            &rows,
+            None,
+            &dir.join("student"),
+            progress,
+        )?;
+        let final_model = crate::models::folder::Model::load(&report.final_model, &device)?;
+        let metrics = eval
+            .as_ref()
+            .map(|e| train::evaluate(&final_model, e))
+            .transpose()?;
+        generations.push(Generation {
+            generation: g,
+            teachers,
+            model: report.final_model.clone(),
+            metrics,
+            losses: report.epochs.iter().map(|e| e.loss).collect(),
+        });
+    }
+    crate::io::manifest::write_json_atomic(&out.join("generations.json"), &generations)?;
+    Ok(generations)
+}
+
+/// A table of the generations' metrics.
+pub fn table_text(gens: &[Generation]) -> String {
+    let mut s = format!(
+        "{:>10} {:>9} {:>9} {:>8} {:>8} {:>10}  teachers\n",
+        "generation", "accuracy", "macro-F1", "NLL", "ECE", "last loss"
+    );
+    for g in gens {
+        let m = g
+            .metrics
+            .map(|m| {
+                format!(
+                    "{:>9.4} {:>9.4} {:>8.4} {:>8.4}",
+                    m.accuracy, m.macro_f1, m.nll, m.ece
+                )
+            })
+            .unwrap_or_else(|| format!("{:>9} {:>9} {:>8} {:>8}", "-", "-", "-", "-"));
+        s.push_str(&format!(
+            "{:>10} {m} {:>10.4}  {}\n",
+            g.generation,
+            g.losses.last().copied().unwrap_or(0.0),
+            if g.teachers.is_empty() {
+                "gold labels".to_string()
+            } else {
+                format!("{} model(s)", g.teachers.len())
+            }
+        ));
+    }
+    s
+}
