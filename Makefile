@@ -43,6 +43,12 @@ demo: check-wordnet build
 	@echo
 	@echo "== Run again: a finished run is a no-op"
 	$(RETORT) run pipelines/eda.toml --var output=out/demo/eda
+	@echo
+	@echo "== Self-distillation: generation 0 on gold labels of the EDA corpus, generation 1 taught by it"
+	@echo "   (evaluated on the fixture corpus itself: 240 rows are too few for a held-out split)"
+	$(RETORT) selfdistill --data fixtures/reviews.parquet --eval fixtures/reviews.parquet \
+	  --out out/demo/selfdistill --generations 1 --copies 2 --quiet \
+	  --set epochs=5 --set batch_size=16 --set learning_rate=0.003 --set vocab_size=2000 --set embed_dim=64
 
 # A chained example: each stage is a target whose output folder is complete once its
 # `_SUCCESS.json` exists, so make reruns only what is out of date.
