@@ -581,21 +581,7 @@ mod tests {
         let y = Tensor::new(&[0u32, 2], &Device::Cpu).unwrap();
         let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
         let grads = loss.backward().unwrap();
-        let data = vm.data().lock().unwrap();
-        assert_eq!(data.len(), 5 + 16 * 2 + 2 + 2);
-        for (name, var) in data.iter() {
-            let g = grads
-                .get(var.as_tensor())
-                .unwrap_or_else(|| panic!("no grad for {name}"));
-            let s = g
-                .abs()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(s > 0.0, "zero gradient for {name}");
-        }
+        crate::models::init::assert_every_var_has_gradient(&vm, &grads, 5 + 16 * 2 + 2 + 2);
     }
 
     #[test]

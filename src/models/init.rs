@@ -134,6 +134,30 @@ pub fn var_names(varmap: &VarMap) -> Vec<String> {
     names
 }
 
+/// Test helper: `varmap` holds `count` variables and each received a non-zero gradient.
+#[cfg(test)]
+pub(crate) fn assert_every_var_has_gradient(
+    varmap: &VarMap,
+    grads: &candle_core::backprop::GradStore,
+    count: usize,
+) {
+    let data = varmap.data().lock().unwrap();
+    assert_eq!(data.len(), count);
+    for (name, var) in data.iter() {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("no grad for {name}"));
+        let s = g
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(s > 0.0, "zero gradient for {name}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
