@@ -12,7 +12,6 @@ use serde::Serialize;
 use crate::batch::col;
 use crate::error::{Error, Result};
 use crate::io::files::resolve_inputs;
-use crate::io::manifest::Manifest;
 
 /// One sample row.
 #[derive(Debug, Clone, Serialize)]
@@ -209,11 +208,6 @@ pub fn inspect(path: &str, samples: usize) -> Result<Inspection> {
         }
     }
     Ok(out)
-}
-
-/// Reads a manifest, when the folder has one.
-pub fn manifest(dir: &Path) -> Option<Manifest> {
-    crate::io::manifest::read_json(&dir.join("_SUCCESS.json")).ok()
 }
 
 impl Inspection {
