@@ -547,16 +547,7 @@ impl SynonymTable {
 
     /// Builds a new table from the WordNet database in `dir`, bypassing the cache.
     pub fn load_uncached(dir: &Path) -> Result<SynonymTable> {
-        for name in [
-            "data.noun",
-            "data.verb",
-            "data.adj",
-            "data.adv",
-            "index.noun",
-            "index.verb",
-            "index.adj",
-            "index.adv",
-        ] {
+        for name in super::wordnet_cache::REQUIRED_FILES {
             if !dir.join(name).is_file() {
                 return Err(Error::user(format!(
                     "no WordNet database at `{}` (missing `{name}`)",

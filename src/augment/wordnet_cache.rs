@@ -11,7 +11,8 @@ use xxhash_rust::xxh3::Xxh3;
 /// Bump when the table layout or its serialisation changes.
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
-const FILES: [&str; 9] = [
+/// The database files a table is built from (all required).
+pub(crate) const REQUIRED_FILES: [&str; 8] = [
     "data.noun",
     "data.verb",
     "data.adj",
@@ -20,7 +21,6 @@ const FILES: [&str; 9] = [
     "index.verb",
     "index.adj",
     "index.adv",
-    "noun.exc",
 ];
 
 /// The folder the cache lives in, when one can be found.
@@ -39,7 +39,7 @@ pub(crate) fn cache_file(dir: &Path) -> Option<PathBuf> {
     let mut h = Xxh3::new();
     h.update(&FORMAT_VERSION.to_le_bytes());
     h.update(dir.canonicalize().ok()?.as_os_str().as_encoded_bytes());
-    for name in FILES {
+    for name in REQUIRED_FILES.iter().chain(["noun.exc"].iter()) {
         let meta = std::fs::metadata(dir.join(name)).ok();
         h.update(name.as_bytes());
         h.update(&meta.as_ref().map_or(0, |m| m.len()).to_le_bytes());
