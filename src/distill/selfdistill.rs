@@ -144,16 +144,20 @@ fn run_chain(
     Ok(())
 }
 
-/// Runs generation 0 and `cfg.generations` more under `out`.
-pub fn run(
-    cfg: &SelfDistillConfig,
-    train_path: &str,
-    eval_path: Option<&str>,
-    out: &Path,
-    progress: bool,
-) -> Result<Vec<Generation>> {
+/// The augmented training corpus of a self-distillation run.
+pub struct Corpus {
+    /// The folder of the augmented rows (`OUT/augmented`).
+    pub path: PathBuf,
+    /// Its rows, with gold labels (copies inherit their parent's).
+    pub gold: data::Dataset,
+    /// Hash of its manifest: a generation trained on another corpus is stale.
+    pub fingerprint: String,
+}
+
+/// Writes the EDA-augmented corpus (`copies = 0`: the rows as they are) to `OUT/augmented`
+/// and loads it. Skipped when already complete for the same settings.
+pub fn prepare(cfg: &SelfDistillConfig, train_path: &str, out: &Path) -> Result<Corpus> {
     cfg.train.validate()?;
-    let device = candle_core::Device::Cpu;
     let augmented = out.join("augmented");
     let eda = table(&[
         ("alpha", cfg.alpha.into()),
@@ -167,82 +171,155 @@ pub fn run(
         (cfg.copies > 0).then_some(("eda", eda)),
         &augmented,
     )?;
-    let corpus = augmented.display().to_string();
-    let gold = data::load(&corpus, "text", "label", None)?;
+    let gold = data::load(&augmented.display().to_string(), "text", "label", None)?;
     if gold.labelled() == 0 {
         return Err(Error::user(format!("`{train_path}` has no gold labels"))
             .with_hint("generation 0 trains on gold labels"));
     }
-    let eval = eval_path
-        .map(|p| data::load(p, "text", "label", Some(&gold.label_names)))
+    let manifest = fs_err::read(augmented.join("_SUCCESS.json"))
+        .map_err(|e| Error::runtime("cannot read the augmented corpus' manifest").with_source(e))?;
+    Ok(Corpus {
+        path: augmented,
+        gold,
+        fingerprint: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&manifest)),
+    })
+}
+
+/// The teachers of generation `g` (≥ 1) given the earlier generations.
+pub fn teachers_for(mode: EnsembleMode, earlier: &[Generation], epochs: usize) -> Vec<PathBuf> {
+    let Some(prev) = earlier.last() else {
+        return vec![];
+    };
+    match mode {
+        EnsembleMode::Previous => vec![prev.model.clone()],
+        EnsembleMode::All => earlier.iter().map(|x| x.model.clone()).collect(),
+        EnsembleMode::LastEpochs(k) => (epochs.saturating_sub(k) + 1..=epochs)
+            .map(|e| {
+                prev.model
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(format!("epoch-{e:02}"))
+            })
+            .collect(),
+    }
+}
+
+/// What a finished generation was trained from; equal keys mean the result can be reused.
+#[derive(Serialize, Deserialize, PartialEq)]
+struct GenerationKey {
+    corpus: String,
+    train: serde_json::Value,
+    teachers: Vec<PathBuf>,
+    eval: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GenerationRecord {
+    key: GenerationKey,
+    generation: Generation,
+}
+
+/// Trains generation `g` into `dir`: with no teachers on the gold labels of the corpus,
+/// otherwise on gold + soft labels written by the teachers into `dir/soft`. The train seed is
+/// `train.seed + g`. A generation already finished with the same settings is reused.
+#[allow(clippy::too_many_arguments)]
+pub fn train_generation(
+    train_cfg: &TrainConfig,
+    corpus: &Corpus,
+    g: usize,
+    teachers: Vec<PathBuf>,
+    dir: &Path,
+    eval: Option<(&str, &data::Dataset)>,
+    progress: bool,
+) -> Result<Generation> {
+    let mut tc = train_cfg.clone();
+    tc.seed = train_cfg.seed + g as u64;
+    let key = GenerationKey {
+        corpus: corpus.fingerprint.clone(),
+        train: serde_json::to_value(&tc).unwrap_or_default(),
+        teachers: teachers.clone(),
+        eval: eval.map(|(p, _)| p.to_string()),
+    };
+    let record_path = dir.join("generation.json");
+    if let Ok(old) = crate::io::manifest::read_json::<GenerationRecord>(&record_path) {
+        if old.key == key && old.generation.model.join("model.safetensors").exists() {
+            return Ok(old.generation);
+        }
+    }
+    let device = candle_core::Device::Cpu;
+    let rows = if teachers.is_empty() {
+        corpus.gold.clone()
+    } else {
+        let models: Vec<toml::Value> = teachers
+            .iter()
+            .map(|t| t.display().to_string().into())
+            .collect();
+        let soft = dir.join("soft");
+        run_chain(
+            "teacher",
+            tc.seed,
+            &corpus.path.display().to_string(),
+            Some(("teacher", table(&[("model", toml::Value::Array(models))]))),
+            &soft,
+        )?;
+        data::load(
+            &soft.display().to_string(),
+            "text",
+            "label",
+            Some(&corpus.gold.label_names),
+        )?
+    };
+    let mut student = train::new_student(&tc, &rows, &device)?;
+    let report = train::train(
+        &tc,
+        &mut student,
+        &rows,
+        None,
+        &dir.join("student"),
+        progress,
+    )?;
+    let final_model = crate::models::folder::Model::load(&report.final_model, &device)?;
+    let metrics = eval
+        .map(|(_, e)| train::evaluate(&final_model, e))
         .transpose()?;
+    let generation = Generation {
+        generation: g,
+        teachers,
+        model: report.final_model.clone(),
+        metrics,
+        losses: report.epochs.iter().map(|e| e.loss).collect(),
+    };
+    crate::io::manifest::write_json_atomic(
+        &record_path,
+        &GenerationRecord {
+            key,
+            generation: generation.clone(),
+        },
+    )?;
+    Ok(generation)
+}
+
+/// Runs generation 0 and `cfg.generations` more under `out`. Generations already finished
+/// with the same settings are reused, so an interrupted run continues where it stopped.
+pub fn run(
+    cfg: &SelfDistillConfig,
+    train_path: &str,
+    eval_path: Option<&str>,
+    out: &Path,
+    progress: bool,
+) -> Result<Vec<Generation>> {
+    let corpus = prepare(cfg, train_path, out)?;
+    let eval = eval_path
+        .map(|p| data::load(p, "text", "label", Some(&corpus.gold.label_names)))
+        .transpose()?;
+    let eval = eval_path.zip(eval.as_ref());
     let mut generations: Vec<Generation> = Vec::new();
     for g in 0..=cfg.generations {
+        let teachers = teachers_for(cfg.ensemble, &generations, cfg.train.epochs);
         let dir = out.join(format!("gen-{g}"));
-        let (rows, teachers) = if g == 0 {
-            (gold.clone(), vec![])
-        } else {
-            let prev = &generations[g - 1];
-            let teachers: Vec<PathBuf> = match cfg.ensemble {
-                EnsembleMode::Previous => vec![prev.model.clone()],
-                EnsembleMode::All => generations.iter().map(|x| x.model.clone()).collect(),
-                EnsembleMode::LastEpochs(k) => {
-                    let epochs = cfg.train.epochs;
-                    (epochs.saturating_sub(k) + 1..=epochs)
-                        .map(|e| {
-                            prev.model
-                                .parent()
-                                .unwrap_or(Path::new("."))
-                                .join(format!("epoch-{e:02}"))
-                        })
-                        .collect()
-                }
-            };
-            let models: Vec<toml::Value> = teachers
-                .iter()
-                .map(|t| t.display().to_string().into())
-                .collect();
-            let soft = dir.join("soft");
-            run_chain(
-                "teacher",
-                cfg.train.seed,
-                &corpus,
-                Some(("teacher", table(&[("model", toml::Value::Array(models))]))),
-                &soft,
-            )?;
-            (
-                data::load(
-                    &soft.display().to_string(),
-                    "text",
-                    "label",
-                    Some(&gold.label_names),
-                )?,
-                teachers,
-            )
-        };
-        let mut tc = cfg.train.clone();
-        tc.seed = cfg.train.seed + g as u64;
-        let mut student = train::new_student(&tc, &rows, &device)?;
-        let report = train::train(
-            &tc,
-            &mut student,
-            &rows,
-            None,
-            &dir.join("student"),
-            progress,
-        )?;
-        let final_model = crate::models::folder::Model::load(&report.final_model, &device)?;
-        let metrics = eval
-            .as_ref()
-            .map(|e| train::evaluate(&final_model, e))
-            .transpose()?;
-        generations.push(Generation {
-            generation: g,
-            teachers,
-            model: report.final_model.clone(),
-            metrics,
-            losses: report.epochs.iter().map(|e| e.loss).collect(),
-        });
+        generations.push(train_generation(
+            &cfg.train, &corpus, g, teachers, &dir, eval, progress,
+        )?);
     }
     crate::io::manifest::write_json_atomic(&out.join("generations.json"), &generations)?;
     Ok(generations)

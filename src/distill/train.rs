@@ -38,7 +38,7 @@ pub enum StudentKind {
 }
 
 /// Training settings.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     /// Student architecture: `cnn` or `bert`.
@@ -94,6 +94,9 @@ pub struct TrainConfig {
     /// Embedding width of the CNN student (ignored with `init`: the folder's hidden size).
     #[serde(default = "default_embed_dim")]
     pub embed_dim: usize,
+    /// Keep only the last K `epoch-NN` checkpoints (`final` is always kept). Unset: keep all.
+    #[serde(default)]
+    pub keep_epochs: Option<usize>,
 }
 
 fn default_student() -> StudentKind {
@@ -164,6 +167,12 @@ impl TrainConfig {
         }
         if self.consistency < 0.0 {
             return bad("consistency", "must be ≥ 0");
+        }
+        if self.keep_epochs == Some(0) {
+            return bad(
+                "keep_epochs",
+                "must be at least 1 (or unset to keep every epoch)",
+            );
         }
         Ok(())
     }
@@ -356,6 +365,14 @@ pub fn train(
             save_checkpoint(m, cfg, &dir, epoch, data)?;
             eval.map(|e| evaluate(m, e)).transpose()
         })?;
+        if let Some(k) = cfg.keep_epochs.filter(|&k| epoch > k) {
+            let old = out.join(format!("epoch-{:02}", epoch - k));
+            if old.exists() {
+                fs_err::remove_dir_all(&old).map_err(|e| {
+                    Error::runtime("cannot remove an old checkpoint").with_source(e)
+                })?;
+            }
+        }
         let mean = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
         bar.println(format!(
             "epoch {epoch}/{}: loss {mean:.4}{} ({seconds:.1} s)",
