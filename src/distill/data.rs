@@ -50,12 +50,25 @@ impl Dataset {
     }
 }
 
-/// Class names recorded in a Parquet file's schema metadata (`label_names`, a JSON array).
+/// Parses a `label_names` metadata value: a JSON array (what retort writes) or a
+/// comma-separated list (`negative,positive`, as some datasets store it).
+pub fn parse_label_names(value: &str) -> Option<Vec<String>> {
+    let names: Vec<String> = match serde_json::from_str(value) {
+        Ok(v) => v,
+        Err(_) if !value.trim_start().starts_with('[') => {
+            value.split(',').map(|s| s.trim().to_string()).collect()
+        }
+        Err(_) => return None,
+    };
+    (!names.is_empty() && names.iter().all(|n| !n.is_empty())).then_some(names)
+}
+
+/// Class names recorded in a Parquet file's schema metadata (`label_names`).
 fn metadata_label_names(schema: &arrow::datatypes::Schema) -> Option<Vec<String>> {
     schema
         .metadata()
         .get("label_names")
-        .and_then(|v| serde_json::from_str(v).ok())
+        .and_then(|v| parse_label_names(v))
 }
 
 /// Reads every row of `path` (a file, folder or glob). `expected` are the class names the
@@ -288,4 +301,19 @@ fn teacher_column(
     let start = list.offset() * width;
     let v = values.values()[start..start + list.len() * width].to_vec();
     Ok((v, width, list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_label_names;
+
+    #[test]
+    fn label_names_as_json_or_comma_separated() {
+        let two = Some(vec!["negative".to_string(), "positive".to_string()]);
+        assert_eq!(parse_label_names(r#"["negative","positive"]"#), two);
+        assert_eq!(parse_label_names("negative,positive"), two);
+        assert_eq!(parse_label_names("negative, positive"), two);
+        assert_eq!(parse_label_names("[broken"), None);
+        assert_eq!(parse_label_names("a,,b"), None);
+    }
 }

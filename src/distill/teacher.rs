@@ -213,7 +213,7 @@ impl Transform for TeacherStage {
         }
         let mut metadata = input.metadata().clone();
         if let Some(names) = metadata.get("label_names") {
-            let names: Vec<String> = serde_json::from_str(names).unwrap_or_default();
+            let names = crate::distill::data::parse_label_names(names).unwrap_or_default();
             if !names.is_empty() && names != self.teacher.label_names {
                 return Err(Error::user(format!(
                     "the corpus has classes {names:?} but the teacher predicts {:?}",
