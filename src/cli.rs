@@ -123,6 +123,45 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Compare `gold`, `augmented`, `self-distill` and `ensemble` on a train/test pair over
+    /// several seeds; writes results.json, results.md, curves.json and results.svg.
+    Experiment {
+        /// Labelled training rows: a Parquet file, folder or glob.
+        #[arg(long)]
+        train: String,
+        /// Labelled test rows.
+        #[arg(long)]
+        test: String,
+        /// Output folder; rerunning with the same settings reuses every finished step.
+        #[arg(long)]
+        out: PathBuf,
+        /// Student architecture: `cnn` (fast) or `bert` (all-MiniLM-L6-v2 from `make assets`
+        /// when present, else a tiny BERT from scratch).
+        #[arg(long, default_value = "cnn")]
+        student: String,
+        /// Seeds to repeat every setting with.
+        #[arg(long, default_value_t = 3)]
+        seeds: usize,
+        /// EDA strength (default: by training size, as the EDA paper recommends).
+        #[arg(long)]
+        alpha: Option<f64>,
+        /// EDA copies per row (default: by training size, as the EDA paper recommends).
+        #[arg(long)]
+        copies: Option<u32>,
+        /// Self-distillation generations after generation 0.
+        #[arg(long, default_value_t = 2)]
+        generations: usize,
+        /// Passes over the augmented rows; `gold` trains for the same number of steps
+        /// (`epochs × (1 + copies)` passes over the original rows).
+        #[arg(long, default_value_t = 2)]
+        epochs: usize,
+        /// A training setting, as for `retort train`.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        sets: Vec<(String, String)>,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Evaluate a model folder on labelled Parquet rows: accuracy, macro-F1, NLL, ECE.
     Eval {
         /// The model folder (a checkpoint written by `retort train`).
@@ -340,6 +379,51 @@ where
             };
             let gens = distill::selfdistill::run(&cfg, &data, eval.as_deref(), &out, !quiet)?;
             print!("{}", distill::selfdistill::table_text(&gens));
+            Ok(0)
+        }
+        Command::Experiment {
+            train,
+            test,
+            out,
+            student,
+            seeds,
+            alpha,
+            copies,
+            generations,
+            epochs,
+            mut sets,
+            quiet,
+        } => {
+            sets.insert(0, ("student".into(), student));
+            sets.insert(1, ("epochs".into(), epochs.to_string()));
+            sets.insert(2, ("keep_epochs".into(), "1".into()));
+            let mut student = train_config(&sets)?;
+            distill::experiment::default_init(&mut student, !quiet);
+            let rows = distill::data::load(&train, "text", "label", None)?
+                .examples
+                .len();
+            let (auto_alpha, auto_copies) = distill::experiment::eda_defaults(rows);
+            let cfg = distill::experiment::ExperimentConfig {
+                train,
+                test,
+                seeds,
+                alpha: alpha.unwrap_or(auto_alpha),
+                copies: copies.unwrap_or(auto_copies),
+                generations,
+                student,
+            };
+            if !quiet {
+                eprintln!(
+                    "{rows} training rows: EDA α = {} with {} copies, {} generation(s), {} seed(s)",
+                    cfg.alpha, cfg.copies, cfg.generations, cfg.seeds
+                );
+            }
+            let report = distill::experiment::run(&cfg, &out, !quiet)?;
+            print!("{}", distill::experiment::results_markdown(&report));
+            println!(
+                "wrote {0}/results.json, {0}/results.md, {0}/curves.json, {0}/results.svg",
+                out.display()
+            );
             Ok(0)
         }
         Command::Eval { model, data, out } => {

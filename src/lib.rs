@@ -15,6 +15,7 @@
 //! - [`distill`]: teacher stage, losses, trainer, evaluation;
 //! - [`cli`]: the command line.
 
+pub mod assets;
 pub mod augment;
 pub mod batch;
 pub mod cli;

@@ -13,7 +13,7 @@ pub mod stopwords;
 pub mod synonym;
 pub mod tokens;
 pub mod wordnet;
-mod wordnet_cache;
+pub(crate) mod wordnet_cache;
 
 /// The random number generator every augmenter receives: seeded per row and copy, so output
 /// never depends on thread count, batch size or sharding.

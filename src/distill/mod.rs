@@ -2,8 +2,11 @@
 //! evaluation.
 
 pub mod data;
+pub mod experiment;
 pub mod loss;
 pub mod metrics;
+pub mod plot;
 pub mod selfdistill;
 pub mod teacher;
 pub mod train;
+pub mod train_stage;

@@ -177,6 +177,9 @@ fn teacher_stage_labels_every_row_and_ensembles_average_probabilities() {
     assert_eq!(teacher["members"][0]["sha256"].as_str().unwrap().len(), 64);
     assert!(meta["label_names"].contains("positive") || meta["label_names"].contains('1'));
 
+    // The Python example reads the shards as they are.
+    python_reader_reads(&tmp.path().join("soft2"), 540);
+
     // A student trains on the soft labels (KL term) plus gold labels.
     let log = train(
         &tmp.path().join("soft2").display().to_string(),
@@ -191,6 +194,41 @@ fn teacher_stage_labels_every_row_and_ensembles_average_probabilities() {
         ],
     );
     assert_eq!(log["soft_labelled"], 540);
+}
+
+/// Runs `examples/python/read_soft_labels.py` on a shard folder (skipped without python3 +
+/// pyarrow + numpy; CI installs them).
+fn python_reader_reads(dir: &Path, rows: usize) {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import pyarrow, numpy"])
+        .output();
+    if !probe.map(|o| o.status.success()).unwrap_or(false) {
+        eprintln!("skipped the Python reader: python3 with pyarrow and numpy is not installed");
+        return;
+    }
+    let out = std::process::Command::new("python3")
+        .arg(root().join("examples/python/read_soft_labels.py"))
+        .arg(dir)
+        .args(["--batch-size", "64"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("rows {rows}\n")), "{stdout}");
+    assert!(stdout.contains("classes 2"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("with teacher logits {rows}\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("batches of 64 {}\n", rows.div_ceil(64))),
+        "{stdout}"
+    );
+    assert!(stdout.contains("teacher members 2"), "{stdout}");
 }
 
 /// (text, teacher_logits) of every row of an output folder.
@@ -324,4 +362,209 @@ fn self_distillation_runs_generations_with_ensembles() {
     // Generation 1 was taught on soft labels of every augmented row.
     let soft = read_logits(&out.join("gen-1/soft"));
     assert_eq!(soft.len(), 180 * 2);
+    // A rerun with the same settings reuses every finished generation.
+    let before = std::fs::read_to_string(out.join("gen-2/generation.json")).unwrap();
+    let stamp = std::fs::metadata(out.join("gen-2/student/final/model.safetensors"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = ok(&[
+        "selfdistill",
+        "--data",
+        &train_path,
+        "--eval",
+        &test_path,
+        "--out",
+        out.to_str().unwrap(),
+        "--generations",
+        "2",
+        "--ensemble",
+        "all",
+        "--copies",
+        "1",
+        "--quiet",
+        "--set",
+        "epochs=3",
+        "--set",
+        "batch_size=16",
+        "--set",
+        "learning_rate=0.003",
+        "--set",
+        "vocab_size=1500",
+        "--set",
+        "embed_dim=32",
+    ]);
+    assert_eq!(again, table);
+    assert_eq!(
+        std::fs::read_to_string(out.join("gen-2/generation.json")).unwrap(),
+        before
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("gen-2/student/final/model.safetensors"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        stamp,
+        "a finished generation is not retrained"
+    );
+}
+
+#[test]
+fn experiment_compares_four_settings_over_seeds() {
+    if !wordnet() {
+        eprintln!("skipped: WordNet is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("exp");
+    let args = |seeds: &'static str| {
+        vec![
+            "experiment".to_string(),
+            "--train".into(),
+            root()
+                .join("fixtures/reviews_train.parquet")
+                .display()
+                .to_string(),
+            "--test".into(),
+            root()
+                .join("fixtures/reviews_test.parquet")
+                .display()
+                .to_string(),
+            "--out".into(),
+            out.display().to_string(),
+            "--seeds".into(),
+            seeds.into(),
+            "--copies".into(),
+            "1".into(),
+            "--generations".into(),
+            "2".into(),
+            "--epochs".into(),
+            "1".into(),
+            "--quiet".into(),
+            "--set".into(),
+            "vocab_size=1000".into(),
+            "--set".into(),
+            "embed_dim=16".into(),
+        ]
+    };
+    let run = |a: Vec<String>| ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let table = run(args("2"));
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 8, "4 settings × 2 seeds");
+    for setting in ["gold", "augmented", "self-distill", "ensemble"] {
+        for seed in 0..2 {
+            let r = results
+                .iter()
+                .find(|r| r["setting"] == setting && r["seed"] == seed)
+                .unwrap_or_else(|| panic!("no {setting}/{seed}"));
+            for key in ["accuracy", "macro_f1", "nll", "ece"] {
+                let v = r[key].as_f64().unwrap();
+                assert!(v.is_finite() && v >= 0.0, "{setting} {key} {v}");
+            }
+            assert!(r["accuracy"].as_f64().unwrap() <= 1.0);
+        }
+    }
+    // Seeds differ (another augmentation and initialisation).
+    let acc = |seed: u64| {
+        results
+            .iter()
+            .filter(|r| r["seed"] == seed)
+            .map(|r| r["nll"].as_f64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(acc(0), acc(1));
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("| self-distill |") && md.contains("± "), "{md}");
+    assert!(table.contains("| ensemble |"), "{table}");
+    let svg = std::fs::read_to_string(out.join("results.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("test accuracy by setting"));
+    // The last generation of `ensemble` was taught by both earlier generations.
+    let ens: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("seed-0/self-distill/gen-2-ensemble/generation.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ens["generation"]["teachers"].as_array().unwrap().len(), 2);
+    // Rerunning reuses every step and gives the same table.
+    assert_eq!(run(args("2")), table);
+    // Other settings in the same folder are refused.
+    let mut other = args("3");
+    other.retain(|a| a != "--quiet");
+    let err = fails(&other.iter().map(String::as_str).collect::<Vec<_>>(), 1);
+    assert!(err.contains("other settings"), "{err}");
+}
+
+/// The all-MiniLM-L6-v2 folder from `make assets`, or `None` (the test then skips).
+fn minilm() -> Option<std::path::PathBuf> {
+    let dir = retort::assets::minilm_dir();
+    if dir.is_none() {
+        eprintln!("skipped: all-MiniLM-L6-v2 is not in the asset folder (run `make assets`)");
+    }
+    dir
+}
+
+#[test]
+fn minilm_starts_a_bert_student_and_a_cnn_embedding() {
+    let Some(m) = minilm() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // 48 rows keep a 22M-parameter model quick on CPU.
+    let rows = fixture_tsv();
+    let part: Vec<_> = rows.iter().take(48).collect();
+    let data = tmp.path().join("small.parquet");
+    write_parquet(
+        &data,
+        vec![
+            (
+                "id",
+                Arc::new(StringArray::from_iter_values(
+                    part.iter().map(|r| r.0.as_str()),
+                )),
+            ),
+            (
+                "text",
+                Arc::new(StringArray::from_iter_values(
+                    part.iter().map(|r| r.1.as_str()),
+                )),
+            ),
+            (
+                "label",
+                Arc::new(Int64Array::from_iter_values(
+                    part.iter().map(|r| i64::from(r.2 == "positive")),
+                )),
+            ),
+        ],
+        1000,
+    );
+    let data = data.display().to_string();
+    let init = format!("init={}", m.display());
+    let log = train(
+        &data,
+        &tmp.path().join("bert"),
+        &["student=bert", &init, "epochs=1", "batch_size=16"],
+    );
+    assert_eq!(log["rows"], 48);
+    let folder = tmp.path().join("bert/final");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["hidden_size"], 384);
+    assert_eq!(config["num_hidden_layers"], 6);
+    assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+    // The checkpoint reloads to the same logits, and `eval` reads it like any model folder.
+    let a = retort::models::folder::Model::load(&folder, &candle_core::Device::Cpu).unwrap();
+    let b = retort::models::folder::Model::load(&folder, &candle_core::Device::Cpu).unwrap();
+    let texts = ["A wonderful, funny film.", "It broke after a day."];
+    assert_eq!(a.logits(&texts).unwrap(), b.logits(&texts).unwrap());
+    let metrics = ok(&["eval", folder.to_str().unwrap(), "--data", &data]);
+    assert!(metrics.contains("\"accuracy\""), "{metrics}");
+    // A CNN student takes MiniLM's tokenizer and input embeddings.
+    train(&data, &tmp.path().join("cnn"), &[&init, "epochs=1"]);
+    let cnn: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("cnn/final/config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cnn["embed_dim"], 384);
+    assert_eq!(cnn["vocab_size"], 30522);
 }

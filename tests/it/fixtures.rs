@@ -13,8 +13,16 @@ use crate::common::*;
 
 const LABELS: [&str; 2] = ["negative", "positive"];
 
-fn write_fixture(path: &std::path::Path) {
-    let rows = fixture_tsv();
+/// `reviews_train.parquet` and `reviews_test.parquet`: every fourth row is a test row.
+fn split(rows: &[(String, String, String)], test: bool) -> Vec<(String, String, String)> {
+    rows.iter()
+        .enumerate()
+        .filter(|(i, _)| (i % 4 == 0) == test)
+        .map(|(_, r)| r.clone())
+        .collect()
+}
+
+fn write_fixture(path: &std::path::Path, rows: &[(String, String, String)]) {
     let ids: ArrayRef = Arc::new(StringArray::from_iter_values(
         rows.iter().map(|r| r.0.as_str()),
     ));
@@ -51,18 +59,24 @@ fn write_fixture(path: &std::path::Path) {
 
 #[test]
 fn fixture_parquet_matches_tsv() {
-    let path = root().join("fixtures/reviews.parquet");
-    if std::env::var_os("UPDATE_FIXTURES").is_some() || !path.exists() {
-        write_fixture(&path);
-    }
-    let tsv = fixture_tsv();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(&path, dir.path().join("reviews.parquet")).unwrap();
-    let rows = read_rows(dir.path());
-    assert_eq!(rows.len(), tsv.len());
-    for (r, (id, text, label)) in rows.iter().zip(&tsv) {
-        assert_eq!(&r.id, id);
-        assert_eq!(&r.text, text);
-        assert_eq!(LABELS[r.label.unwrap() as usize], label);
+    let all = fixture_tsv();
+    for (name, tsv) in [
+        ("reviews.parquet", all.clone()),
+        ("reviews_train.parquet", split(&all, false)),
+        ("reviews_test.parquet", split(&all, true)),
+    ] {
+        let path = root().join("fixtures").join(name);
+        if std::env::var_os("UPDATE_FIXTURES").is_some() || !path.exists() {
+            write_fixture(&path, &tsv);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&path, dir.path().join(name)).unwrap();
+        let rows = read_rows(dir.path());
+        assert_eq!(rows.len(), tsv.len(), "{name}");
+        for (r, (id, text, label)) in rows.iter().zip(&tsv) {
+            assert_eq!(&r.id, id);
+            assert_eq!(&r.text, text);
+            assert_eq!(LABELS[r.label.unwrap() as usize], label);
+        }
     }
 }

