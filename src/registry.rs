@@ -232,6 +232,7 @@ pub static STAGE_KINDS: &[&dyn StageKind] = &[
     &crate::augment::adapter::EDA,
     &crate::distill::teacher::KIND,
     &crate::io::sink::KIND,
+    &crate::distill::train_stage::KIND,
 ];
 
 /// Looks up a stage kind by name.

@@ -63,6 +63,16 @@ fn every_stage_kind_keeps_the_contract() {
         let mut args = vec!["run", example.to_str().unwrap(), "--quiet"];
         args.extend(var_args.iter().map(String::as_str));
         ok(&args);
+        // `train` keeps the rows it trained on under `rows/` beside the model.
+        let out = if kind.name() == "train" {
+            assert!(
+                out.join("final/model.safetensors").exists(),
+                "train: no model written"
+            );
+            out.join("rows")
+        } else {
+            out
+        };
         let m = manifest(&out);
         let part = out.join(m["files"][0]["path"].as_str().unwrap());
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(

@@ -1,0 +1,188 @@
+//! `train` stage: a sink that keeps the rows it receives (as Parquet, under `PATH/rows`) and,
+//! once the input is complete, trains a student on them — the last step of a pipeline such as
+//! `pipelines/self-distill.toml`.
+
+use std::path::PathBuf;
+
+use arrow::datatypes::SchemaRef;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::batch::{col, Batch};
+use crate::distill::data::{self, TEACHER_LOGITS};
+use crate::distill::train::{self, TrainConfig};
+use crate::error::{Error, Result};
+use crate::io::sink::{ParquetSink, ParquetSinkConfig};
+use crate::registry::{keys_of, parse_table, BuildContext, Built, KeyDoc, Kind, Role};
+use crate::stage::{RunIdentity, Sink, SinkReport, SinkStart, StageContext};
+
+/// The keys of `train` besides the training settings.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainStageKeys {
+    /// Output folder: `rows/` (the rows trained on, as Parquet with a manifest), `epoch-NN/`
+    /// checkpoints, `final/` (the model folder to use as a teacher) and `train_log.json`.
+    pub path: String,
+    /// Labelled rows (a Parquet file, folder or glob) to evaluate after every epoch.
+    #[serde(default)]
+    pub eval: Option<String>,
+}
+
+/// Configuration of `train`: its own keys plus every `retort train` setting.
+#[derive(Debug, Clone)]
+pub struct TrainStageConfig {
+    /// Output and evaluation.
+    pub keys: TrainStageKeys,
+    /// Training settings.
+    pub train: TrainConfig,
+    /// Whether `seed` was given; otherwise the pipeline's seed is used.
+    pub seed_given: bool,
+}
+
+fn parse(table: &toml::Table) -> std::result::Result<TrainStageConfig, String> {
+    let mut rest = table.clone();
+    let mut own = toml::Table::new();
+    for k in ["path", "eval"] {
+        if let Some(v) = rest.remove(k) {
+            own.insert(k.to_string(), v);
+        }
+    }
+    let keys: TrainStageKeys = parse_table(&own)?;
+    let seed_given = rest.contains_key("seed");
+    let train: TrainConfig = parse_table(&rest)?;
+    train
+        .validate()
+        .map_err(|e| e.render().trim().to_string())?;
+    Ok(TrainStageConfig {
+        keys,
+        train,
+        seed_given,
+    })
+}
+
+fn keys() -> Vec<KeyDoc> {
+    let mut k = keys_of::<TrainStageKeys>();
+    k.extend(keys_of::<TrainConfig>());
+    k
+}
+
+/// The registry entry.
+pub static KIND: Kind<TrainStageConfig> = Kind {
+    name: "train",
+    role: Role::Sink,
+    summary: "Train a student on the incoming rows (gold labels and/or `teacher_logits`); writes a model folder",
+    example: r#"[vars]
+input = "data/train.parquet"
+output = "out/student"
+
+[pipeline]
+name = "train-student"
+seed = 5
+
+[stages.corpus]
+kind = "parquet_source"
+path = "${input}"
+
+[stages.eda]
+kind = "eda"
+inputs = ["corpus"]
+copies = 1
+keep_original = true
+
+[stages.student]
+kind = "train"
+inputs = ["eda"]
+path = "${output}"
+student = "cnn"
+epochs = 1
+batch_size = 16
+learning_rate = 0.003
+vocab_size = 1000
+embed_dim = 16
+"#,
+    parse,
+    keys,
+    build: |cfg, cx| Ok(Built::Sink(Box::new(TrainSink::new(cfg, cx)?))),
+    config: std::marker::PhantomData,
+};
+
+/// Stores the rows, then trains.
+pub struct TrainSink {
+    cfg: TrainStageConfig,
+    rows: Box<ParquetSink>,
+    dir: PathBuf,
+}
+
+impl TrainSink {
+    /// Builds the sink; refuses sharded runs (each shard would train its own student).
+    pub fn new(mut cfg: TrainStageConfig, cx: &BuildContext<'_>) -> Result<Self> {
+        if cx.settings.shard.is_some() {
+            return Err(Error::user(format!(
+                "stage `{}`: `train` cannot run on one shard of the input",
+                cx.stage
+            ))
+            .with_hint("write the shards with `parquet_sink`, then `retort train --data FOLDER`"));
+        }
+        if !cfg.seed_given {
+            cfg.train.seed = cx.settings.seed;
+        }
+        let dir = PathBuf::from(&cfg.keys.path);
+        let mut table = toml::Table::new();
+        table.insert("path".into(), dir.join("rows").display().to_string().into());
+        let sink_cfg: ParquetSinkConfig = parse_table(&table).map_err(Error::user)?;
+        Ok(TrainSink {
+            rows: Box::new(ParquetSink::new(sink_cfg, cx)?),
+            cfg,
+            dir,
+        })
+    }
+}
+
+impl Sink for TrainSink {
+    fn accepts(&self, input: &SchemaRef) -> Result<()> {
+        let has = |n: &str| input.index_of(n).is_ok();
+        if !has(col::TEXT) {
+            return Err(Error::user("`train` needs a `text` column"));
+        }
+        if !has(col::LABEL) && !has(TEACHER_LOGITS) {
+            return Err(Error::user(format!(
+                "`train` needs gold labels (`{}`) or soft labels (`{TEACHER_LOGITS}`)",
+                col::LABEL
+            ))
+            .with_hint(
+                "map the label column in the source (`label = \"...\"`) or add a `teacher` stage",
+            ));
+        }
+        self.rows.accepts(input)
+    }
+
+    fn start(&mut self, run: &RunIdentity, schema: &SchemaRef) -> Result<SinkStart> {
+        // When the rows are already complete, `finish` still trains if no model is there yet.
+        self.rows.start(run, schema)
+    }
+
+    fn write(&mut self, batch: Batch, cx: &mut StageContext) -> Result<()> {
+        self.rows.write(batch, cx)
+    }
+
+    fn finish(self: Box<Self>, cx: &mut StageContext) -> Result<SinkReport> {
+        let TrainSink { cfg, rows, dir } = *self;
+        let report = rows.finish(cx)?;
+        let log = dir.join("train_log.json");
+        if report.up_to_date && log.exists() && dir.join("final/model.safetensors").exists() {
+            return Ok(report);
+        }
+        let device = candle_core::Device::Cpu;
+        let data = data::load(&report.path, col::TEXT, col::LABEL, None)
+            .map_err(|e| e.context(format!("stage `{}`", cx.stage)))?;
+        let eval = cfg
+            .keys
+            .eval
+            .as_deref()
+            .map(|p| data::load(p, col::TEXT, col::LABEL, Some(&data.label_names)))
+            .transpose()?;
+        let mut student = train::new_student(&cfg.train, &data, &device)?;
+        train::train(&cfg.train, &mut student, &data, eval.as_ref(), &dir, false)?;
+        Ok(report)
+    }
+}
