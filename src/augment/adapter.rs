@@ -113,48 +113,19 @@ fn string_col<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray>
 }
 
 /// What one input row produced.
-struct RowResult {
-    copies: Vec<(Augmentation, u64)>,
-    skipped: u32,
+pub(crate) struct RowResult {
+    /// The copies made, with the seed each was made with.
+    pub copies: Vec<(Augmentation, u64)>,
+    /// Requested copies that could not be made.
+    pub skipped: u32,
+    /// Set when the row cannot be processed at all: it goes to the rejects with this
+    /// (reason, detail) and is not written, even with `keep_original`.
+    pub failure: Option<(&'static str, String)>,
 }
 
 impl Transform for AugmentStage {
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
-        let want = [
-            (col::ID, DataType::Utf8),
-            (col::PARENT_ID, DataType::Utf8),
-            (col::OP, DataType::Utf8),
-            (col::OP_PARAMS, DataType::Utf8),
-            (col::SEED, DataType::UInt64),
-            (col::TEXT, DataType::Utf8),
-        ];
-        let present = || {
-            input
-                .fields()
-                .iter()
-                .map(|f| format!("`{}`", f.name()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        for (name, ty) in want {
-            match input.field_with_name(name) {
-                Err(_) => {
-                    return Err(Error::user(format!(
-                        "needs column `{name}`, but its input has only {}",
-                        present()
-                    ))
-                    .with_hint("read the corpus with a `parquet_source` stage, which adds the provenance columns"))
-                }
-                Ok(f) if f.data_type() != &ty => {
-                    return Err(Error::user(format!(
-                        "column `{name}` has type {}, expected {ty}",
-                        f.data_type()
-                    )))
-                }
-                Ok(_) => {}
-            }
-        }
-        Ok(input.clone())
+        check_augment_input(input)
     }
 
     fn process(&mut self, batch: &Batch, out: &mut Emit, cx: &mut StageContext) -> Result<()> {
@@ -162,14 +133,6 @@ impl Transform for AugmentStage {
         let n = data.num_rows();
         let text = string_col(data, col::TEXT)?;
         let ids = string_col(data, col::ID)?;
-        let parents = string_col(data, col::PARENT_ID)?;
-        let ops = string_col(data, col::OP)?;
-        let params = string_col(data, col::OP_PARAMS)?;
-        let seeds = data
-            .column_by_name(col::SEED)
-            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-            .ok_or_else(|| Error::runtime("column `seed` is missing or not UInt64"))?;
-
         let copies = self.opts.copies;
         let aug = self.augmenter.as_ref();
         let stage_seed = self.stage_seed;
@@ -194,16 +157,83 @@ impl Transform for AugmentStage {
                     Some(RowResult {
                         skipped: copies - made.len() as u32,
                         copies: made,
+                        failure: None,
                     })
                 })
                 .collect()
         });
+        write_rows(data, results, &self.opts, &self.stage, out, cx)
+    }
+}
 
+/// Checks an augmenter's input has the provenance and text columns; the output schema is the
+/// input's.
+pub(crate) fn check_augment_input(input: &SchemaRef) -> Result<SchemaRef> {
+    let want = [
+        (col::ID, DataType::Utf8),
+        (col::PARENT_ID, DataType::Utf8),
+        (col::OP, DataType::Utf8),
+        (col::OP_PARAMS, DataType::Utf8),
+        (col::SEED, DataType::UInt64),
+        (col::TEXT, DataType::Utf8),
+    ];
+    let present = || {
+        input
+            .fields()
+            .iter()
+            .map(|f| format!("`{}`", f.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (name, ty) in want {
+        match input.field_with_name(name) {
+            Err(_) => return Err(Error::user(format!(
+                "needs column `{name}`, but its input has only {}",
+                present()
+            ))
+            .with_hint(
+                "read the corpus with a `parquet_source` stage, which adds the provenance columns",
+            )),
+            Ok(f) if f.data_type() != &ty => {
+                return Err(Error::user(format!(
+                    "column `{name}` has type {}, expected {ty}",
+                    f.data_type()
+                )))
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(input.clone())
+}
+
+/// Writes the rows of a batch: each original (with `keep_original`) followed by its copies,
+/// with provenance columns, counting everything in the stage's tally. `None` marks a row with
+/// a null id or text, which goes to the rejects.
+pub(crate) fn write_rows(
+    data: &RecordBatch,
+    results: Vec<Option<RowResult>>,
+    opts: &CopyOptions,
+    stage: &str,
+    out: &mut Emit,
+    cx: &mut StageContext,
+) -> Result<()> {
+    {
+        let n = data.num_rows();
+        let text = string_col(data, col::TEXT)?;
+        let ids = string_col(data, col::ID)?;
+        let parents = string_col(data, col::PARENT_ID)?;
+        let ops = string_col(data, col::OP)?;
+        let params = string_col(data, col::OP_PARAMS)?;
+        let seeds = data
+            .column_by_name(col::SEED)
+            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+            .ok_or_else(|| Error::runtime("column `seed` is missing or not UInt64"))?;
+        let copies = opts.copies;
         let rows_out: usize = results
             .iter()
             .map(|r| {
                 r.as_ref().map_or(0, |r| r.copies.len())
-                    + usize::from(self.opts.keep_original && r.is_some())
+                    + usize::from(opts.keep_original && r.is_some())
             })
             .sum();
         let mut take = Vec::with_capacity(rows_out);
@@ -232,7 +262,16 @@ impl Transform for AugmentStage {
                 continue;
             };
             let id = ids.value(i);
-            if self.opts.keep_original {
+            if let Some((reason, detail)) = r.failure {
+                cx.reject(
+                    reason,
+                    detail,
+                    Some(id.to_string()),
+                    Some(text.value(i).to_string()),
+                );
+                continue;
+            }
+            if opts.keep_original {
                 take.push(i as u32);
                 b_id.append_value(id);
                 b_parent.append_option(parents.is_valid(i).then(|| parents.value(i)));
@@ -250,7 +289,7 @@ impl Transform for AugmentStage {
             };
             for (c, (a, s)) in r.copies.iter().enumerate() {
                 take.push(i as u32);
-                b_id.append_value(format!("{id}/{}/{c}", self.stage));
+                b_id.append_value(format!("{id}/{stage}/{c}"));
                 b_parent.append_value(root);
                 b_op.append_value(a.op);
                 b_params.append_value(&a.params);

@@ -38,6 +38,9 @@ pub struct ExperimentConfig {
     pub copies: u32,
     /// Self-distillation generations after generation 0 (at least 2).
     pub generations: usize,
+    /// Each generation after 0 trains on fresh EDA copies its teacher has not seen.
+    #[serde(default)]
+    pub fresh_copies: bool,
     /// Student training settings; seed `i` trains with `train.seed + 100·i`. `epochs` are
     /// passes over the augmented corpus; `gold` makes `epochs × (1 + copies)` passes over the
     /// original rows, so every setting takes the same number of optimizer steps.
@@ -162,6 +165,7 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
             ensemble: EnsembleMode::Previous,
             alpha: cfg.alpha,
             copies,
+            fresh_copies: cfg.fresh_copies,
             train: student.clone(),
         };
         // gold: the original rows only.
@@ -188,9 +192,10 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
         let mut gens: Vec<Generation> = Vec::new();
         for g in 0..=cfg.generations {
             let teachers = selfdistill::teachers_for(EnsembleMode::Previous, &gens, 0);
+            let fresh = selfdistill::corpus_for(&sd_cfg, &cfg.train, &sd_dir, g)?;
             gens.push(selfdistill::train_generation(
                 &student,
-                &corpus,
+                fresh.as_ref().unwrap_or(&corpus),
                 g,
                 teachers,
                 &sd_dir.join(format!("gen-{g}")),
@@ -218,9 +223,10 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
         // ensemble: the last generation taught by every earlier one.
         let earlier = &gens[..cfg.generations];
         let teachers = selfdistill::teachers_for(EnsembleMode::All, earlier, 0);
+        let fresh = selfdistill::corpus_for(&sd_cfg, &cfg.train, &sd_dir, cfg.generations)?;
         let ens = selfdistill::train_generation(
             &student,
-            &corpus,
+            fresh.as_ref().unwrap_or(&corpus),
             cfg.generations,
             teachers,
             &sd_dir.join(format!("gen-{}-ensemble", cfg.generations)),
@@ -311,7 +317,7 @@ pub fn results_markdown(r: &ExperimentReport) -> String {
     let mut s = format!(
         "# Experiment\n\ntrain `{}`, test `{}`, {} seed(s), student `{}`, EDA α = {} with {} \
          copies, {} self-distillation generation(s), {} epochs over the augmented rows (`gold`: \
-         the same number of steps over the original rows)\n\n",
+         the same number of steps over the original rows){}\n\n",
         c.train,
         c.test,
         c.seeds,
@@ -322,7 +328,12 @@ pub fn results_markdown(r: &ExperimentReport) -> String {
         c.alpha,
         c.copies,
         c.generations,
-        c.student.epochs
+        c.student.epochs,
+        if c.fresh_copies {
+            "; each later generation trains on fresh EDA copies"
+        } else {
+            ""
+        }
     );
     s.push_str("| setting | accuracy | Δ accuracy | macro-F1 | NLL | ECE |\n");
     s.push_str("|---|---|---|---|---|---|\n");

@@ -55,6 +55,11 @@ pub struct SelfDistillConfig {
     pub alpha: f64,
     /// EDA copies per row.
     pub copies: u32,
+    /// Each generation after 0 trains on fresh EDA copies (another seed), which its teacher
+    /// labels without having trained on them (as in Noisy Student); otherwise every
+    /// generation reuses generation 0's corpus.
+    #[serde(default)]
+    pub fresh_copies: bool,
     /// Student training settings (the seed of generation k is `seed + k`).
     pub train: TrainConfig,
 }
@@ -157,8 +162,35 @@ pub struct Corpus {
 /// Writes the EDA-augmented corpus (`copies = 0`: the rows as they are) to `OUT/augmented`
 /// and loads it. Skipped when already complete for the same settings.
 pub fn prepare(cfg: &SelfDistillConfig, train_path: &str, out: &Path) -> Result<Corpus> {
+    prepare_variant(cfg, train_path, out, 0)
+}
+
+/// The corpus generation `g` trains on: generation 0's, or with `fresh_copies` new EDA copies
+/// made with seed `train.seed + g` in `OUT/augmented-g`.
+pub fn corpus_for(
+    cfg: &SelfDistillConfig,
+    train_path: &str,
+    out: &Path,
+    g: usize,
+) -> Result<Option<Corpus>> {
+    if !cfg.fresh_copies || g == 0 || cfg.copies == 0 {
+        return Ok(None);
+    }
+    prepare_variant(cfg, train_path, out, g).map(Some)
+}
+
+fn prepare_variant(
+    cfg: &SelfDistillConfig,
+    train_path: &str,
+    out: &Path,
+    variant: usize,
+) -> Result<Corpus> {
     cfg.train.validate()?;
-    let augmented = out.join("augmented");
+    let augmented = if variant == 0 {
+        out.join("augmented")
+    } else {
+        out.join(format!("augmented-{variant}"))
+    };
     let eda = table(&[
         ("alpha", cfg.alpha.into()),
         ("copies", i64::from(cfg.copies).into()),
@@ -166,7 +198,7 @@ pub fn prepare(cfg: &SelfDistillConfig, train_path: &str, out: &Path) -> Result<
     ]);
     run_chain(
         "augment",
-        cfg.train.seed,
+        cfg.train.seed + variant as u64,
         train_path,
         (cfg.copies > 0).then_some(("eda", eda)),
         &augmented,
@@ -317,8 +349,15 @@ pub fn run(
     for g in 0..=cfg.generations {
         let teachers = teachers_for(cfg.ensemble, &generations, cfg.train.epochs);
         let dir = out.join(format!("gen-{g}"));
+        let fresh = corpus_for(cfg, train_path, out, g)?;
         generations.push(train_generation(
-            &cfg.train, &corpus, g, teachers, &dir, eval, progress,
+            &cfg.train,
+            fresh.as_ref().unwrap_or(&corpus),
+            g,
+            teachers,
+            &dir,
+            eval,
+            progress,
         )?);
     }
     crate::io::manifest::write_json_atomic(&out.join("generations.json"), &generations)?;

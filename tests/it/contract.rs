@@ -31,7 +31,11 @@ fn every_stage_kind_keeps_the_contract() {
         "embed_dim=16",
     ]);
     let teacher = teacher.join("final").display().to_string();
+    let apertium = crate::translate::apertium();
     for kind in STAGE_KINDS {
+        if kind.name() == "backtranslate" && !apertium {
+            continue;
+        }
         let tmp = tempfile::tempdir().unwrap();
         let example = tmp.path().join("example.toml");
         std::fs::write(&example, kind.example()).unwrap();

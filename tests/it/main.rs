@@ -9,3 +9,4 @@ mod distill;
 mod fixtures;
 mod pipelines;
 mod resume;
+mod translate;

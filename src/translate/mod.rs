@@ -1,0 +1,4 @@
+//! Translation engines for back-translation.
+
+pub mod apertium;
+pub mod backtranslate;

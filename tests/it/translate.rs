@@ -1,0 +1,217 @@
+//! Back-translation with the real Apertium engine (skipped when it is not installed; CI
+//! installs `apertium`, `apertium-eng-spa` and `apertium-eng-cat`).
+
+use std::collections::HashSet;
+
+use crate::common::*;
+
+/// Whether `apertium` with English-Spanish is installed.
+pub fn apertium() -> bool {
+    let ok = std::process::Command::new("apertium")
+        .arg("-l")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("eng-spa"))
+        .unwrap_or(false);
+    if !ok {
+        eprintln!(
+            "skipped: Apertium with eng-spa is not installed (apt-get install -y apertium apertium-eng-spa)"
+        );
+    }
+    ok
+}
+
+fn words(s: &str) -> HashSet<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Jaccard similarity of the word sets.
+fn similarity(a: &str, b: &str) -> f64 {
+    let (a, b) = (words(a), words(b));
+    let inter = a.intersection(&b).count() as f64;
+    let union = a.union(&b).count().max(1) as f64;
+    inter / union
+}
+
+#[test]
+fn apertium_round_trip_keeps_every_line_aligned() {
+    if !apertium() {
+        return;
+    }
+    // Fixture lines, plus lines without final punctuation and with line breaks inside.
+    let mut lines: Vec<String> = fixture_tsv().into_iter().map(|r| r.1).take(120).collect();
+    lines.push("the acting is bad and the plot is thin".into());
+    lines.push("a first line\nand a second one inside the same text".into());
+    lines.push("no punctuation here either".into());
+    let engine = retort::translate::apertium::Apertium {
+        program: "apertium".into(),
+    };
+    let prepared: Vec<(String, bool)> = lines
+        .iter()
+        .map(|l| retort::translate::backtranslate::to_line(l))
+        .collect();
+    let input: Vec<String> = prepared.iter().map(|p| p.0.clone()).collect();
+    // Small calls and two processes, so chunking and parallel order are exercised too.
+    let out =
+        retort::translate::backtranslate::translate_lines(&engine, "eng", "spa", &input, 16, 2);
+    assert_eq!(out.len(), lines.len());
+    let back: Vec<String> = out
+        .into_iter()
+        .zip(&lines)
+        .zip(&prepared)
+        .map(|((o, src), p)| {
+            retort::translate::backtranslate::from_line(&o.expect("translated"), src, p.1)
+        })
+        .collect();
+    for (i, b) in back.iter().enumerate() {
+        assert!(!b.is_empty(), "line {i} came back empty");
+        assert!(!b.contains('\n') && !b.contains("  "), "line {i}: {b:?}");
+        let own = similarity(b, &lines[i]);
+        for (j, other) in lines.iter().enumerate() {
+            if j != i && other != &lines[i] {
+                assert!(
+                    own > similarity(b, other),
+                    "line {i} {b:?} is closer to line {j} {other:?} than to its source {:?}",
+                    lines[i]
+                );
+            }
+        }
+    }
+    // The mark added for translation is gone again, and lower-case sources stay lower-case.
+    let thin = &back[120];
+    assert!(!thin.ends_with('.'), "{thin}");
+    assert!(thin.starts_with(|c: char| c.is_lowercase()), "{thin}");
+}
+
+#[test]
+fn backtranslate_stage_writes_one_copy_per_pivot() {
+    if !apertium() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("bt");
+    ok(&[
+        "stage",
+        "backtranslate",
+        "--input",
+        &fixture(),
+        "--output",
+        out.to_str().unwrap(),
+        "--set",
+        "pivots=[\"spa\", \"cat\"]",
+        "--set",
+        "copies=2",
+        "--set",
+        "keep_original=true",
+        "--set",
+        "lines_per_call=64",
+        "--quiet",
+    ]);
+    let rows = read_rows(&out);
+    let originals: Vec<_> = rows.iter().filter(|r| r.op == "orig").collect();
+    assert_eq!(originals.len(), 240);
+    let copies: Vec<_> = rows.iter().filter(|r| r.op == "backtranslate").collect();
+    assert!(copies.len() > 400, "{} copies", copies.len());
+    let m = manifest(&out);
+    let t = &m["stages"]["backtranslate"];
+    assert_eq!(
+        t["rows_in"].as_u64().unwrap(),
+        t["rows_changed"].as_u64().unwrap()
+            + t["rows_unchanged"].as_u64().unwrap()
+            + t["rows_rejected"].as_u64().unwrap()
+    );
+    assert_eq!(
+        copies.len() as u64 + t["copies_skipped"].as_u64().unwrap(),
+        480
+    );
+    for c in &copies {
+        let p: serde_json::Value = serde_json::from_str(&c.op_params).unwrap();
+        assert_eq!(p["engine"], "apertium");
+        let parent = originals
+            .iter()
+            .find(|o| Some(&o.id) == c.parent_id.as_ref())
+            .unwrap();
+        assert_ne!(c.text, parent.text);
+        assert_eq!(c.label, parent.label, "copies keep their parent's label");
+    }
+    for pivot in ["spa", "cat"] {
+        assert!(copies.iter().any(|c| c.op_params.contains(pivot)));
+    }
+    // Same input and settings, same output, whatever the number of processes. (Apertium's
+    // output for a line can depend on the lines translated with it, so `lines_per_call` and
+    // the batch size are part of the settings; see the stage docs.)
+    let again = tmp.path().join("bt2");
+    ok(&[
+        "stage",
+        "backtranslate",
+        "--input",
+        &fixture(),
+        "--output",
+        again.to_str().unwrap(),
+        "--set",
+        "pivots=[\"spa\", \"cat\"]",
+        "--set",
+        "copies=2",
+        "--set",
+        "keep_original=true",
+        "--set",
+        "lines_per_call=64",
+        "--set",
+        "processes=1",
+        "--quiet",
+    ]);
+    let texts = |rows: &[Row]| rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
+    assert_eq!(texts(&read_rows(&again)), texts(&rows));
+}
+
+#[test]
+fn backtranslate_errors_say_what_to_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("bt");
+    let err = fails(
+        &[
+            "stage",
+            "backtranslate",
+            "--input",
+            &fixture(),
+            "--output",
+            out.to_str().unwrap(),
+            "--set",
+            "program=/nonexistent/apertium",
+        ],
+        1,
+    );
+    assert!(err.contains("apt-get install -y apertium"), "{err}");
+    let err = fails(
+        &[
+            "stage",
+            "backtranslate",
+            "--input",
+            &fixture(),
+            "--output",
+            out.to_str().unwrap(),
+            "--set",
+            "copies=2",
+        ],
+        1,
+    );
+    assert!(err.contains("each copy needs its own pivot"), "{err}");
+    if apertium() {
+        let err = fails(
+            &[
+                "stage",
+                "backtranslate",
+                "--input",
+                &fixture(),
+                "--output",
+                out.to_str().unwrap(),
+                "--set",
+                "pivots=[\"xyz\"]",
+            ],
+            1,
+        );
+        assert!(err.contains("no `eng-xyz` mode"), "{err}");
+    }
+}
