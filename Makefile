@@ -99,6 +99,7 @@ lint:
 
 bench: check-wordnet
 	bash scripts/bench.sh
+	bash scripts/bench-backtranslate.sh
 
 clean:
 	rm -rf out

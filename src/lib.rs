@@ -23,6 +23,7 @@ pub mod distill;
 pub mod error;
 pub mod inspect;
 pub mod io;
+pub mod lm;
 pub mod models;
 pub mod pipeline;
 pub mod progress;
