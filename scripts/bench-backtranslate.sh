@@ -49,7 +49,7 @@ stage() { # processes threads -> seconds (median)
     rm -rf "$OUT/stage"
     t0=$(now)
     "$BIN" stage backtranslate --input "$TEST" --output "$OUT/stage" --threads "$2" \
-      --batch-size 4096 --set lines_per_call=4096 --set processes="$1" --quiet >&2
+      --batch-size 4096 --set lines_per_call=$(( (LINES + 1) / 2 )) --set processes="$1" --quiet >&2
     ts+=("$(calc "$(now) - $t0")")
   done
   printf '%s\n' "${ts[@]}" | median
