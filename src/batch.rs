@@ -71,6 +71,10 @@ pub struct Tally {
     pub rows_out: BTreeMap<String, u64>,
     /// Rejected rows, by reason.
     pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Rows a stage made up (not input rows) and then dropped, by reason: e.g. generated
+    /// texts that were empty, duplicates, or that the teacher did not confirm.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub generated_dropped: BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -86,6 +90,9 @@ impl Tally {
         }
         for (k, v) in &other.rejected_by_reason {
             *self.rejected_by_reason.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.generated_dropped {
+            *self.generated_dropped.entry(k.clone()).or_default() += v;
         }
     }
 

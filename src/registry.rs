@@ -231,6 +231,7 @@ pub static STAGE_KINDS: &[&dyn StageKind] = &[
     &crate::augment::adapter::SHUFFLE,
     &crate::augment::adapter::EDA,
     &crate::translate::backtranslate::KIND,
+    &crate::lm::generate::KIND,
     &crate::distill::teacher::KIND,
     &crate::io::sink::KIND,
     &crate::distill::train_stage::KIND,

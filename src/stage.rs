@@ -151,6 +151,12 @@ pub trait Transform: Send {
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef>;
     /// Processes one batch.
     fn process(&mut self, batch: &Batch, out: &mut Emit, cx: &mut StageContext) -> Result<()>;
+    /// Whether the stage's output depends on every input batch (it emits rows in `finish`
+    /// drawn from all of them). A resumed run then reads the input again from the start;
+    /// sinks skip what they already committed.
+    fn needs_every_batch(&self) -> bool {
+        false
+    }
     /// Called once after the last batch.
     fn finish(&mut self, _out: &mut Emit, _cx: &mut StageContext) -> Result<()> {
         Ok(())

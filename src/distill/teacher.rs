@@ -30,7 +30,8 @@ pub enum Folders {
 }
 
 impl Folders {
-    fn list(&self) -> Vec<String> {
+    /// The folders, one or many.
+    pub fn list(&self) -> Vec<String> {
         match self {
             Folders::One(s) => vec![s.clone()],
             Folders::Many(v) => v.clone(),

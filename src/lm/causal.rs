@@ -20,6 +20,8 @@ pub struct Sampling {
     pub top_p: f64,
     /// Tokens to generate at most.
     pub max_new_tokens: usize,
+    /// Stop at the first line break that follows some text (for one-line outputs).
+    pub one_line: bool,
 }
 
 /// What one generation produced.
@@ -33,7 +35,8 @@ pub struct Generated {
     pub finished: bool,
 }
 
-/// A loaded model and its tokenizer.
+/// A loaded model and its tokenizer. Clones share the weights and have their own cache.
+#[derive(Clone)]
 pub struct CausalLm {
     weights: ModelWeights,
     /// The tokenizer rebuilt from the GGUF metadata.
@@ -97,6 +100,18 @@ impl CausalLm {
             .to_vec1()?)
     }
 
+    fn piece(&self, id: u32) -> String {
+        self.tokenizer.decode(&[id], false).unwrap_or_default()
+    }
+
+    fn is_blank(&self, id: u32) -> bool {
+        self.piece(id).trim().is_empty()
+    }
+
+    fn breaks_line(&self, id: u32) -> bool {
+        self.piece(id).contains('\n')
+    }
+
     /// Continues `prompt` (already formatted) with seeded sampling.
     pub fn generate(&mut self, prompt: &str, sampling: Sampling, seed: u64) -> Result<Generated> {
         let enc = self
@@ -115,6 +130,13 @@ impl CausalLm {
         for _ in 0..sampling.max_new_tokens {
             let next = pick(&logits, sampling, &mut rng);
             if self.stop.contains(&next) {
+                finished = true;
+                break;
+            }
+            if sampling.one_line
+                && tokens.iter().any(|&t| !self.is_blank(t))
+                && self.breaks_line(next)
+            {
                 finished = true;
                 break;
             }
@@ -194,6 +216,7 @@ mod tests {
             temperature: 0.0,
             top_p: 1.0,
             max_new_tokens: 1,
+            one_line: false,
         };
         assert_eq!(pick(&logits, greedy, &mut rng), 1);
         // top_p small enough keeps only the best token.
@@ -201,6 +224,7 @@ mod tests {
             temperature: 1.0,
             top_p: 0.1,
             max_new_tokens: 1,
+            one_line: false,
         };
         for _ in 0..50 {
             assert_eq!(pick(&logits, narrow, &mut rng), 1);
@@ -210,6 +234,7 @@ mod tests {
             temperature: 1.0,
             top_p: 1.0,
             max_new_tokens: 1,
+            one_line: false,
         };
         let mut counts = [0usize; 4];
         for _ in 0..20_000 {
@@ -238,6 +263,7 @@ mod tests {
             temperature: 0.8,
             top_p: 0.95,
             max_new_tokens: 24,
+            one_line: false,
         };
         let a = lm.generate(&prompt, s, 7).unwrap();
         let b = lm.generate(&prompt, s, 7).unwrap();

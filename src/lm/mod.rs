@@ -1,6 +1,8 @@
-//! Language-model distillation: compact soft labels (top-k and sampled) and their math.
-//! The `lm_teacher` stage that writes them from a causal LM is not built yet.
+//! Language models: a causal LM (GGUF) and what it is used for: pseudo-data (`generate`) and
+//! compact soft labels for language-model distillation (top-k and sampled, `lm_teacher`).
 
 pub mod causal;
+pub mod generate;
 pub mod gguf_tokenizer;
+pub mod pseudo;
 pub mod soft_labels;

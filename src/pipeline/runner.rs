@@ -217,7 +217,9 @@ fn run_transform(
             return Ok(());
         }
     }
+    let t0 = Instant::now();
     t.finish(&mut emit, cx)?;
+    *busy += t0.elapsed();
     let extra = emit.take();
     let entry = cx.take_entry();
     if !extra.is_empty() || entry.tally != Tally::default() || !entry.rejects.is_empty() {
@@ -326,7 +328,10 @@ pub fn run(mut plan: Plan, settings: Arc<RunSettings>, opts: &RunOptions) -> Res
         })
         .sum();
     let bar = crate::progress::bar(total_rows, "rows", opts.progress && !all_done);
-    if let Some(seq) = resume {
+    let rereads = stages
+        .iter()
+        .any(|s| matches!(s, Running::Transform(t) if t.needs_every_batch()));
+    if let Some(seq) = resume.filter(|_| !rereads) {
         for s in stages.iter_mut() {
             if let Running::Source(src) = s {
                 src.skip_to(seq);

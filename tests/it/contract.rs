@@ -36,6 +36,9 @@ fn every_stage_kind_keeps_the_contract() {
         if kind.name() == "backtranslate" && !apertium {
             continue;
         }
+        if kind.name() == "generate" && !crate::generate::smollm2() {
+            continue;
+        }
         let tmp = tempfile::tempdir().unwrap();
         let example = tmp.path().join("example.toml");
         std::fs::write(&example, kind.example()).unwrap();

@@ -7,6 +7,7 @@ mod contract;
 mod determinism;
 mod distill;
 mod fixtures;
+mod generate;
 mod pipelines;
 mod resume;
 mod translate;
