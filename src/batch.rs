@@ -75,6 +75,10 @@ pub struct Tally {
     /// texts that were empty, duplicates, or that the teacher did not confirm.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub generated_dropped: BTreeMap<String, u64>,
+    /// Other totals a stage keeps, by name (e.g. `lm_positions` and `lm_label_bytes` of the
+    /// `lm_teacher` stage, whose ratio is the bytes its soft labels take per token).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -93,6 +97,9 @@ impl Tally {
         }
         for (k, v) in &other.generated_dropped {
             *self.generated_dropped.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.counters {
+            *self.counters.entry(k.clone()).or_default() += v;
         }
     }
 

@@ -233,6 +233,7 @@ pub static STAGE_KINDS: &[&dyn StageKind] = &[
     &crate::translate::backtranslate::KIND,
     &crate::lm::generate::KIND,
     &crate::distill::teacher::KIND,
+    &crate::lm::lm_teacher::KIND,
     &crate::io::sink::KIND,
     &crate::distill::train_stage::KIND,
 ];

@@ -46,6 +46,7 @@ pub struct CausalLm {
     pub stop: Vec<u32>,
     /// Whether the chat template is ChatML (`<|im_start|>role ... <|im_end|>`).
     pub chatml: bool,
+    bos: Option<u32>,
     device: Device,
 }
 
@@ -65,6 +66,8 @@ impl CausalLm {
                 stop.push(id);
             }
         }
+        let bos = gguf_tokenizer::special_id(&content, "tokenizer.ggml.bos_token_id")
+            .or_else(|| stop.first().copied());
         let device = Device::Cpu;
         let mut f = fs_err::File::open(path)
             .map_err(|e| Error::user(format!("cannot open `{}`", path.display())).with_source(e))?;
@@ -76,6 +79,7 @@ impl CausalLm {
             tokenizer,
             stop,
             chatml,
+            bos,
             device,
         })
     }
@@ -110,6 +114,22 @@ impl CausalLm {
 
     fn breaks_line(&self, id: u32) -> bool {
         self.piece(id).contains('\n')
+    }
+
+    /// The id a sequence starts with: the file's beginning-of-sequence token, else its end
+    /// token (as GPT-style models use), else none.
+    pub fn start_id(&self) -> Option<u32> {
+        self.bos
+    }
+
+    /// The next-token logits after each prefix of `ids` (row `t` predicts `ids[t + 1]`),
+    /// one position at a time through the key-value cache. Each row is the full vocabulary.
+    pub fn position_logits(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for (pos, &id) in ids.iter().enumerate() {
+            rows.push(self.next_logits(&[id], pos)?);
+        }
+        Ok(rows)
     }
 
     /// Continues `prompt` (already formatted) with seeded sampling.
@@ -270,6 +290,33 @@ mod tests {
         assert_eq!(a, b, "same seed, same text");
         assert!(!a.text.trim().is_empty());
         assert!(!a.text.contains("<|im_start|>") && !a.text.contains("<|im_end|>"));
+        // Position by position through the cache gives the same logits as one forward pass
+        // over the whole sequence, and a predictable sequence is predicted.
+        let ids = lm
+            .tokenizer
+            .encode("Monday, Tuesday, Wednesday, Thursday, Friday", false)
+            .unwrap()
+            .get_ids()
+            .to_vec();
+        let rows = lm.position_logits(&ids).unwrap();
+        let whole = lm.next_logits(&ids, 0).unwrap();
+        let last = rows.last().unwrap();
+        let diff = last
+            .iter()
+            .zip(&whole)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-2, "max logit difference {diff}");
+        let argmax =
+            |l: &[f32]| (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap() as u32;
+        let hits = (1..ids.len())
+            .filter(|&t| argmax(&rows[t - 1]) == ids[t])
+            .count();
+        assert!(
+            hits * 2 >= ids.len() - 1,
+            "{hits} of {} predicted",
+            ids.len() - 1
+        );
         let greedy = lm
             .generate(
                 &prompt,

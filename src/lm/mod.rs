@@ -4,5 +4,6 @@
 pub mod causal;
 pub mod generate;
 pub mod gguf_tokenizer;
+pub mod lm_teacher;
 pub mod pseudo;
 pub mod soft_labels;

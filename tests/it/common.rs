@@ -185,3 +185,22 @@ pub fn fixture_tsv() -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// Writes the first `n` fixture rows (id, text, label) to `path`, for tests of slow stages.
+pub fn small_fixture(path: &Path, n: usize) -> String {
+    let rows: Vec<_> = fixture_tsv().into_iter().take(n).collect();
+    let labels: Int64Array = rows
+        .iter()
+        .map(|r| Some(i64::from(r.2 == "positive")))
+        .collect();
+    write_parquet(
+        path,
+        vec![
+            ("id", texts(rows.iter().map(|r| Some(r.0.as_str())))),
+            ("text", texts(rows.iter().map(|r| Some(r.1.as_str())))),
+            ("label", Arc::new(labels)),
+        ],
+        n.max(1),
+    );
+    path.display().to_string()
+}

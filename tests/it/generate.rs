@@ -1,4 +1,4 @@
-//! The `generate` stage with the real SmolLM2 (skipped when `make assets` has not run).
+//! The `generate` and `lm_teacher` stages with the real SmolLM2 (skipped when `make assets` has not run).
 
 use crate::common::*;
 
@@ -149,4 +149,155 @@ fn generate_teacher_drops_what_it_does_not_confirm() {
         .sum();
     assert_eq!(total, 3, "{m}");
     assert!(dropped["low_confidence"].as_u64().unwrap() >= 1, "{m}");
+}
+
+fn lm_teacher_run(
+    dir: &std::path::Path,
+    name: &str,
+    table: &str,
+    threads: &str,
+) -> Vec<serde_json::Value> {
+    let input = small_fixture(&dir.join("small.parquet"), 3);
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &p,
+        format!(
+            "[pipeline]\nname = \"lm\"\nseed = 3\n\n[stages.corpus]\nkind = \"parquet_source\"\npath = \"{input}\"\n\n\
+             [stages.lm]\nkind = \"lm_teacher\"\ninputs = [\"corpus\"]\nmax_tokens = 6\n{table}\n\n\
+             [stages.out]\nkind = \"parquet_sink\"\ninputs = [\"lm\"]\npath = \"{}\"\n",
+            dir.join(name).display()
+        ),
+    )
+    .unwrap();
+    ok(&["run", p.to_str().unwrap(), "--quiet", "--threads", threads]);
+    let m = manifest(&dir.join(name));
+    let c = &m["stages"]["lm"]["counters"];
+    assert_eq!(c["lm_positions"], 18, "3 rows x 6 tokens: {m}");
+    assert!(c["lm_label_bytes"].as_u64().unwrap() > 0);
+    // Read back as JSON values, row by row.
+    let file = dir.join(name).join(m["files"][0]["path"].as_str().unwrap());
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(file).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let mut rows = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        for i in 0..b.num_rows() {
+            let mut row = serde_json::Map::new();
+            for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+                row.insert(f.name().clone(), to_json(c.as_ref(), i));
+            }
+            rows.push(serde_json::Value::Object(row));
+        }
+    }
+    rows
+}
+
+fn to_json(c: &dyn arrow::array::Array, i: usize) -> serde_json::Value {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{
+        DataType, Float16Type, Float32Type, UInt16Type, UInt32Type, UInt64Type,
+    };
+    if c.is_null(i) {
+        return serde_json::Value::Null;
+    }
+    match c.data_type() {
+        DataType::List(_) => {
+            let inner = c.as_list::<i32>().value(i);
+            (0..inner.len())
+                .map(|j| to_json(inner.as_ref(), j))
+                .collect()
+        }
+        DataType::UInt16 => c.as_primitive::<UInt16Type>().value(i).into(),
+        DataType::UInt32 => c.as_primitive::<UInt32Type>().value(i).into(),
+        DataType::UInt64 => c.as_primitive::<UInt64Type>().value(i).into(),
+        DataType::Float16 => f64::from(c.as_primitive::<Float16Type>().value(i).to_f32()).into(),
+        DataType::Float32 => f64::from(c.as_primitive::<Float32Type>().value(i)).into(),
+        _ => {
+            let s = arrow::compute::cast(&c.slice(i, 1), &DataType::Utf8).unwrap();
+            s.as_string::<i32>().value(0).into()
+        }
+    }
+}
+
+#[test]
+fn lm_teacher_sampled_counts_sum_to_draws_and_are_reproducible() {
+    if !smollm2() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = lm_teacher_run(tmp.path(), "a", "mode = \"sampled\"\ndraws = 50", "1");
+    let b = lm_teacher_run(tmp.path(), "b", "mode = \"sampled\"\ndraws = 50", "2");
+    assert_eq!(a, b, "same seed, same draws, whatever the threads");
+    for row in &a {
+        let tokens = row["lm_token_ids"].as_array().unwrap();
+        let ids = row["lm_sampled_ids"].as_array().unwrap();
+        let counts = row["lm_sampled_counts"].as_array().unwrap();
+        assert_eq!(tokens.len(), 6);
+        assert_eq!(ids.len(), 6);
+        for (i, c) in ids.iter().zip(counts) {
+            let i: Vec<u64> = i
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            let c: Vec<u64> = c
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(c.iter().sum::<u64>(), 50);
+            assert_eq!(i.len(), c.len());
+            assert!(i.windows(2).all(|w| w[0] < w[1]), "ids sorted and unique");
+            assert!(i.iter().all(|&id| id < 49152));
+        }
+    }
+}
+
+#[test]
+fn lm_teacher_top_k_with_tail_sums_to_one() {
+    if !smollm2() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = lm_teacher_run(tmp.path(), "k", "mode = \"top_k\"\nk = 16", "2");
+    for row in &rows {
+        let tokens: Vec<u64> = row["lm_token_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let ids = row["lm_topk_ids"].as_array().unwrap();
+        let logp = row["lm_topk_logprobs"].as_array().unwrap();
+        let tail = row["lm_topk_tail"].as_array().unwrap();
+        for t in 0..tokens.len() {
+            let i: Vec<u64> = ids[t]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            let l: Vec<f64> = logp[t]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert_eq!(i.len(), 16);
+            assert!(l.windows(2).all(|w| w[0] >= w[1]), "most probable first");
+            let mass: f64 =
+                l.iter().map(|v| v.exp()).sum::<f64>() + tail[t].as_f64().unwrap().exp();
+            assert!((mass - 1.0).abs() < 1e-2, "position {t}: mass {mass}");
+            let mut unique = i.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), 16, "ids are distinct");
+        }
+    }
 }

@@ -1,0 +1,424 @@
+//! `lm_teacher` stage: soft labels for language-model distillation. For every row it stores the
+//! text's token ids (`lm_token_ids`) and, for each token, the causal LM teacher's distribution
+//! over that token given the ones before it (after a start token), in one of two compact forms:
+//!
+//! - `top_k`: the `k` most probable ids (`lm_topk_ids`, u32), their log-probabilities
+//!   (`lm_topk_logprobs`, f16) and the log of the probability left over (`lm_topk_tail`, f32);
+//!   biased, since the tail's shape is lost.
+//! - `sampled`: `draws` draws with replacement from the distribution at temperature 1, stored as
+//!   sorted unique ids (`lm_sampled_ids`, u32) and counts (`lm_sampled_counts`, u16);
+//!   `counts / draws` is an unbiased estimate (Anshumann et al. 2025, "Sparse Logit Sampling").
+//!
+//! Position `t` of every list belongs to token `t` of `lm_token_ids`. The draws of a row are
+//! seeded by the pipeline seed, the stage id and the row id, so the output does not depend on
+//! threads, batch size or sharding. The manifest counts the positions (`lm_positions`) and the
+//! bytes the labels take (`lm_label_bytes`, ids and values as stored, before compression).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, Float16Builder, Float32Builder, ListBuilder, StringArray, UInt16Builder,
+    UInt32Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use rand::SeedableRng;
+use rayon::prelude::*;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::batch::{col, Batch};
+use crate::error::{Error, Result};
+use crate::lm::causal::CausalLm;
+use crate::lm::soft_labels::{self, Sampled, TopK};
+use crate::registry::{keys_of, BuildContext, Built, Kind, Role};
+use crate::seed;
+use crate::stage::{Emit, StageContext, Transform};
+
+/// Token ids of the text.
+pub const TOKEN_IDS: &str = "lm_token_ids";
+/// Top-k ids per position.
+pub const TOPK_IDS: &str = "lm_topk_ids";
+/// Top-k log-probabilities per position.
+pub const TOPK_LOGPROBS: &str = "lm_topk_logprobs";
+/// Log of the probability outside the top k, per position.
+pub const TOPK_TAIL: &str = "lm_topk_tail";
+/// Sampled unique ids per position.
+pub const SAMPLED_IDS: &str = "lm_sampled_ids";
+/// Counts of the sampled ids per position.
+pub const SAMPLED_COUNTS: &str = "lm_sampled_counts";
+
+/// How the teacher's distribution is stored.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The k most probable ids with log-probabilities and the tail mass (biased).
+    TopK,
+    /// Unique ids and counts of N draws (unbiased).
+    Sampled,
+}
+
+fn default_mode() -> Mode {
+    Mode::Sampled
+}
+fn default_k() -> usize {
+    16
+}
+fn default_draws() -> u16 {
+    50
+}
+fn default_max_tokens() -> usize {
+    256
+}
+
+/// Configuration of `lm_teacher`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LmTeacherConfig {
+    /// The teacher: a GGUF file of llama architecture (default: SmolLM2-135M-Instruct from
+    /// the asset folder, fetched by `make assets`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// `sampled` (unbiased, the default) or `top_k`.
+    #[serde(default = "default_mode")]
+    pub mode: Mode,
+    /// Ids kept per position in `top_k` mode.
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// Draws per position in `sampled` mode.
+    #[serde(default = "default_draws")]
+    pub draws: u16,
+    /// Tokens labelled per text at most; longer texts keep their first `max_tokens` tokens
+    /// (counted as `lm_truncated` in the manifest).
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
+}
+
+/// The registry entry.
+pub static KIND: Kind<LmTeacherConfig> = Kind {
+    name: "lm_teacher",
+    role: Role::Transform,
+    summary: "Add a causal LM's per-token soft labels (sampled ids + counts, or top-k + tail) for language-model distillation",
+    example: r#"[vars]
+input = "data/train.parquet"
+output = "out/lm-soft"
+
+[pipeline]
+name = "lm-soft-labels"
+seed = 17
+
+[stages.corpus]
+kind = "parquet_source"
+path = "${input}"
+
+[stages.lm]
+kind = "lm_teacher"
+inputs = ["corpus"]
+mode = "sampled"
+draws = 50
+max_tokens = 8
+
+[stages.out]
+kind = "parquet_sink"
+inputs = ["lm"]
+path = "${output}"
+"#,
+    parse: |t| {
+        let cfg: LmTeacherConfig = crate::registry::parse_table(t)?;
+        if cfg.k == 0 || cfg.draws == 0 || cfg.max_tokens == 0 {
+            return Err("`k`, `draws` and `max_tokens` must be at least 1".into());
+        }
+        Ok(cfg)
+    },
+    keys: keys_of::<LmTeacherConfig>,
+    build: |cfg, cx| Ok(Built::Transform(Box::new(LmTeacher::new(cfg, cx)?))),
+    config: std::marker::PhantomData,
+};
+
+/// The labels of one text.
+enum Labels {
+    TopK(Vec<TopK>),
+    Sampled(Vec<Sampled>),
+}
+
+/// The stage.
+pub struct LmTeacher {
+    cfg: LmTeacherConfig,
+    lm: CausalLm,
+    description: serde_json::Value,
+    stage_seed: u64,
+}
+
+impl LmTeacher {
+    /// Loads the model.
+    pub fn new(cfg: LmTeacherConfig, cx: &BuildContext<'_>) -> Result<Self> {
+        let ctx = |e: Error| e.context(format!("stage `{}`", cx.stage));
+        let path = match &cfg.model {
+            Some(m) => PathBuf::from(m),
+            None => crate::assets::require_smollm2().map_err(ctx)?,
+        };
+        let lm = CausalLm::load(&path).map_err(ctx)?;
+        if lm.start_id().is_none() {
+            return Err(ctx(Error::user(format!(
+                "`{}` names no start or end token to begin a text with",
+                path.display()
+            ))));
+        }
+        let description = serde_json::json!({
+            "model": path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "vocab_size": lm.tokenizer.get_vocab_size(true),
+            "start_token": lm.start_id(),
+            "mode": match cfg.mode { Mode::TopK => "top_k", Mode::Sampled => "sampled" },
+            "k": (cfg.mode == Mode::TopK).then_some(cfg.k),
+            "draws": (cfg.mode == Mode::Sampled).then_some(cfg.draws),
+            "temperature": 1.0,
+            "position": "list position t holds the distribution of token t given the start token and tokens before t",
+        });
+        Ok(LmTeacher {
+            stage_seed: seed::stage_seed(cx.settings.seed, cx.stage),
+            cfg,
+            lm,
+            description,
+        })
+    }
+
+    fn fields(&self) -> Vec<Field> {
+        let list = |item: DataType| DataType::List(Arc::new(Field::new("item", item, false)));
+        let nested = |item: DataType| list(list(item));
+        let mut fields = vec![Field::new(TOKEN_IDS, list(DataType::UInt32), true)];
+        match self.cfg.mode {
+            Mode::TopK => {
+                fields.push(Field::new(TOPK_IDS, nested(DataType::UInt32), true));
+                fields.push(Field::new(TOPK_LOGPROBS, nested(DataType::Float16), true));
+                fields.push(Field::new(TOPK_TAIL, list(DataType::Float32), true));
+            }
+            Mode::Sampled => {
+                fields.push(Field::new(SAMPLED_IDS, nested(DataType::UInt32), true));
+                fields.push(Field::new(SAMPLED_COUNTS, nested(DataType::UInt16), true));
+            }
+        }
+        fields
+    }
+
+    /// Token ids (truncated) and labels of one text.
+    fn label(&self, lm: &mut CausalLm, text: &str, id: &str) -> Result<(Vec<u32>, Labels, bool)> {
+        let enc = lm
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| Error::runtime(format!("cannot tokenize row `{id}`: {e}")))?;
+        let mut ids = enc.get_ids().to_vec();
+        let truncated = ids.len() > self.cfg.max_tokens;
+        ids.truncate(self.cfg.max_tokens);
+        let mut input = Vec::with_capacity(ids.len());
+        input.extend(lm.start_id());
+        input.extend_from_slice(&ids[..ids.len().saturating_sub(1)]);
+        let logits = if ids.is_empty() {
+            Vec::new()
+        } else {
+            lm.position_logits(&input)?
+        };
+        let labels = match self.cfg.mode {
+            Mode::TopK => Labels::TopK(
+                logits
+                    .iter()
+                    .map(|l| soft_labels::top_k(l, self.cfg.k))
+                    .collect(),
+            ),
+            Mode::Sampled => {
+                let mut rng =
+                    rand_chacha::ChaCha8Rng::seed_from_u64(seed::row_seed(self.stage_seed, id));
+                Labels::Sampled(
+                    logits
+                        .iter()
+                        .map(|l| soft_labels::sample(l, self.cfg.draws, &mut rng))
+                        .collect(),
+                )
+            }
+        };
+        Ok((ids, labels, truncated))
+    }
+}
+
+impl Transform for LmTeacher {
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+        match input.field_with_name(col::TEXT) {
+            Ok(f) if f.data_type() == &DataType::Utf8 => {}
+            _ => {
+                return Err(Error::user("needs a string column `text`")
+                    .with_hint("read the corpus with a `parquet_source` stage"))
+            }
+        }
+        let ours = self.fields();
+        let mut fields: Vec<Field> = input
+            .fields()
+            .iter()
+            .filter(|f| !ours.iter().any(|o| o.name() == f.name()))
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend(ours);
+        let mut metadata = input.metadata().clone();
+        metadata.insert(
+            "retort.lm_teacher".to_string(),
+            self.description.to_string(),
+        );
+        Ok(Arc::new(Schema::new_with_metadata(fields, metadata)))
+    }
+
+    fn process(&mut self, batch: &Batch, out: &mut Emit, cx: &mut StageContext) -> Result<()> {
+        let data = &batch.data;
+        let n = data.num_rows();
+        let strings = |name: &str| {
+            data.column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| Error::runtime(format!("column `{name}` is missing")))
+        };
+        let text = strings(col::TEXT)?;
+        let ids = strings(col::ID)?;
+        let this = &*self;
+        let results: Vec<Option<Result<(Vec<u32>, Labels, bool)>>> = cx.pool.install(|| {
+            (0..n)
+                .into_par_iter()
+                .with_max_len(1)
+                .map_init(
+                    || this.lm.clone(),
+                    |lm, i| {
+                        (text.is_valid(i) && ids.is_valid(i))
+                            .then(|| this.label(lm, text.value(i), ids.value(i)))
+                    },
+                )
+                .collect()
+        });
+
+        let mut keep = Vec::with_capacity(n);
+        let mut b_tokens = ListBuilder::new(UInt32Builder::new()).with_field(Arc::new(Field::new(
+            "item",
+            DataType::UInt32,
+            false,
+        )));
+        let inner = |t: DataType| Arc::new(Field::new("item", t, false));
+        let mut b_ids = ListBuilder::new(
+            ListBuilder::new(UInt32Builder::new()).with_field(inner(DataType::UInt32)),
+        )
+        .with_field(inner(DataType::List(inner(DataType::UInt32))));
+        let mut b_logp = ListBuilder::new(
+            ListBuilder::new(Float16Builder::new()).with_field(inner(DataType::Float16)),
+        )
+        .with_field(inner(DataType::List(inner(DataType::Float16))));
+        let mut b_tail =
+            ListBuilder::new(Float32Builder::new()).with_field(inner(DataType::Float32));
+        let mut b_counts = ListBuilder::new(
+            ListBuilder::new(UInt16Builder::new()).with_field(inner(DataType::UInt16)),
+        )
+        .with_field(inner(DataType::List(inner(DataType::UInt16))));
+        let mut positions = 0u64;
+        let mut bytes = 0u64;
+        let mut truncated_rows = 0u64;
+        cx.tally().rows_in += n as u64;
+        for (i, r) in results.into_iter().enumerate() {
+            let id = ids.is_valid(i).then(|| ids.value(i).to_string());
+            let (tokens, labels, truncated) = match r {
+                None => {
+                    let reason = if id.is_none() { "null_id" } else { "null_text" };
+                    cx.reject(
+                        reason,
+                        format!("row {i} of the batch has a {}", reason.replace('_', " ")),
+                        id,
+                        None,
+                    );
+                    continue;
+                }
+                Some(Err(e)) => {
+                    cx.reject(
+                        "lm_teacher_failed",
+                        e.to_string(),
+                        id,
+                        Some(text.value(i).to_string()),
+                    );
+                    continue;
+                }
+                Some(Ok(x)) => x,
+            };
+            keep.push(i as u32);
+            truncated_rows += u64::from(truncated);
+            positions += tokens.len() as u64;
+            b_tokens.values().append_slice(&tokens);
+            b_tokens.append(true);
+            match labels {
+                Labels::TopK(rows) => {
+                    for t in &rows {
+                        b_ids.values().values().append_slice(&t.ids);
+                        b_ids.values().append(true);
+                        for &v in &t.logprobs {
+                            b_logp
+                                .values()
+                                .values()
+                                .append_value(half::f16::from_f32(v));
+                        }
+                        b_logp.values().append(true);
+                        b_tail.values().append_value(t.tail_logmass);
+                        bytes += (t.ids.len() * 6 + 4) as u64;
+                    }
+                    b_ids.append(true);
+                    b_logp.append(true);
+                    b_tail.append(true);
+                }
+                Labels::Sampled(rows) => {
+                    for s in &rows {
+                        b_ids.values().values().append_slice(&s.ids);
+                        b_ids.values().append(true);
+                        b_counts.values().values().append_slice(&s.counts);
+                        b_counts.values().append(true);
+                        bytes += soft_labels::sampled_bytes_per_token(s.ids.len() as f64) as u64;
+                    }
+                    b_ids.append(true);
+                    b_counts.append(true);
+                }
+            }
+            *cx.tally().rows_out.entry(op_of(data, i)).or_default() += 1;
+            cx.tally().rows_unchanged += 1;
+        }
+        let take = arrow::array::UInt32Array::from(keep);
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        let schema = self.output_schema(&data.schema())?;
+        let mut ours: Vec<(&str, ArrayRef)> = vec![(TOKEN_IDS, Arc::new(b_tokens.finish()))];
+        match self.cfg.mode {
+            Mode::TopK => {
+                ours.push((TOPK_IDS, Arc::new(b_ids.finish())));
+                ours.push((TOPK_LOGPROBS, Arc::new(b_logp.finish())));
+                ours.push((TOPK_TAIL, Arc::new(b_tail.finish())));
+            }
+            Mode::Sampled => {
+                ours.push((SAMPLED_IDS, Arc::new(b_ids.finish())));
+                ours.push((SAMPLED_COUNTS, Arc::new(b_counts.finish())));
+            }
+        }
+        for f in schema.fields() {
+            match ours.iter().find(|(name, _)| name == f.name()) {
+                Some((_, c)) => columns.push(c.clone()),
+                None => {
+                    let c = data.column_by_name(f.name()).ok_or_else(|| {
+                        Error::runtime(format!("column `{}` is missing", f.name()))
+                    })?;
+                    columns.push(arrow::compute::take(c.as_ref(), &take, None)?);
+                }
+            }
+        }
+        out.push(RecordBatch::try_new(schema, columns)?);
+        let counters = &mut cx.tally().counters;
+        *counters.entry("lm_positions".into()).or_default() += positions;
+        *counters.entry("lm_label_bytes".into()).or_default() += bytes;
+        if truncated_rows > 0 {
+            *counters.entry("lm_truncated".into()).or_default() += truncated_rows;
+        }
+        Ok(())
+    }
+}
+
+fn op_of(data: &RecordBatch, i: usize) -> String {
+    data.column_by_name(col::OP)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .filter(|c| c.is_valid(i))
+        .map(|c| c.value(i).to_string())
+        .unwrap_or_default()
+}
