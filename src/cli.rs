@@ -186,6 +186,9 @@ enum Command {
         /// Sample rows to show.
         #[arg(long, default_value_t = 6)]
         samples: usize,
+        /// Show samples of this `op` only (e.g. `pseudo`).
+        #[arg(long)]
+        op: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -452,9 +455,10 @@ where
         Command::Inspect {
             path,
             samples,
+            op,
             json,
         } => {
-            let report = crate::inspect::inspect(&path, samples)?;
+            let report = crate::inspect::inspect(&path, samples, op.as_deref())?;
             if json {
                 println!(
                     "{}",

@@ -106,8 +106,9 @@ pub fn label_names(path: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Inspects an output folder (or any Parquet file, folder or glob).
-pub fn inspect(path: &str, samples: usize) -> Result<Inspection> {
+/// Inspects an output folder (or any Parquet file, folder or glob); samples come from rows
+/// whose `op` is `only_op`, when given.
+pub fn inspect(path: &str, samples: usize, only_op: Option<&str>) -> Result<Inspection> {
     let files = resolve_inputs(path)?;
     let dir = Path::new(path);
     let complete = dir.is_dir()
@@ -155,6 +156,9 @@ pub fn inspect(path: &str, samples: usize) -> Result<Inspection> {
                 });
                 if let Some(l) = &label {
                     *out.labels.entry(l.clone()).or_default() += 1;
+                }
+                if only_op.is_some_and(|o| o != op) {
+                    continue;
                 }
                 let first_of_op = !out.samples.iter().any(|s| s.op == op);
                 let want = out.samples.len() + extra.len() < samples * 2;

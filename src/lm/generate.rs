@@ -72,6 +72,9 @@ fn default_confidence() -> f64 {
 fn default_true() -> bool {
     true
 }
+fn default_min_words() -> usize {
+    3
+}
 fn default_overlap() -> f64 {
     0.7
 }
@@ -128,6 +131,9 @@ pub struct GenerateConfig {
     /// Drop a new text when the teacher's top class is not the one the prompt asked for.
     #[serde(default = "default_true")]
     pub require_agreement: bool,
+    /// Drop a new text with fewer words than this.
+    #[serde(default = "default_min_words")]
+    pub min_words: usize,
     /// Drop a new text whose word overlap (Jaccard) with one of its examples reaches this.
     #[serde(default = "default_overlap")]
     pub max_overlap: f64,
@@ -227,6 +233,8 @@ pub struct GenerateStage {
     integer_labels: bool,
     /// Candidate examples by label value (as text), best-ranked first after `finish` sorts.
     pool: BTreeMap<String, Vec<Example>>,
+    /// Fingerprints of every input text, so copies of them are dropped.
+    input_texts: HashSet<u64>,
     schema: Option<SchemaRef>,
 }
 
@@ -261,6 +269,7 @@ impl GenerateStage {
             metadata_names: None,
             integer_labels: true,
             pool: BTreeMap::new(),
+            input_texts: HashSet::new(),
             schema: None,
             cfg,
         })
@@ -388,17 +397,18 @@ impl Transform for GenerateStage {
             return Ok(());
         };
         let ops = strings(col::OP);
-        let Some(labels) = data.column_by_name(col::LABEL) else {
-            return Ok(());
-        };
+        let labels = data.column_by_name(col::LABEL);
         for i in 0..n {
+            if text.is_valid(i) {
+                self.input_texts.insert(pseudo::fingerprint(text.value(i)));
+            }
             if text.is_null(i) || ids.is_null(i) || text.value(i).trim().is_empty() {
                 continue;
             }
             if ops.is_some_and(|o| o.is_valid(i) && o.value(i) != OP_ORIG) {
                 continue;
             }
-            let Some(key) = label_key(labels.as_ref(), i) else {
+            let Some(key) = labels.and_then(|l| label_key(l.as_ref(), i)) else {
                 continue;
             };
             let list = self.pool.entry(key).or_default();
@@ -452,12 +462,7 @@ impl Transform for GenerateStage {
         bar.finish_and_clear();
 
         // Clean and screen, in prompt order.
-        let mut seen: HashSet<String> = self
-            .pool
-            .values()
-            .flatten()
-            .map(|e| pseudo::normalise(&e.text))
-            .collect();
+        let mut seen = std::mem::take(&mut self.input_texts);
         let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
         let mut kept: Vec<(usize, String, bool)> = Vec::new();
         for (j, (a, o)) in attempts.iter().zip(outputs).enumerate() {
@@ -471,6 +476,10 @@ impl Transform for GenerateStage {
             };
             let text = pseudo::clean(&g.text);
             let shots: Vec<&str> = a.shots.iter().map(|e| e.text.as_str()).collect();
+            if !text.is_empty() && text.split_whitespace().count() < self.cfg.min_words {
+                *dropped.entry("too_short".into()).or_default() += 1;
+                continue;
+            }
             match pseudo::screen(&text, &shots, self.cfg.max_overlap, &mut seen) {
                 Some(reason) => *dropped.entry(reason.into()).or_default() += 1,
                 None => kept.push((j, text, g.finished)),

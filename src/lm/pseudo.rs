@@ -55,8 +55,13 @@ pub fn clean(raw: &str) -> String {
         text.push_str(&rest[..start]);
         match rest[start..].find("|>") {
             Some(end) => {
+                let marker = &rest[start..start + end + 2];
                 text.push('\n');
                 rest = &rest[start + end + 2..];
+                // A turn marker is followed by the role's name on its line.
+                if marker == "<|im_start|>" {
+                    rest = rest.find('\n').map_or("", |nl| &rest[nl..]);
+                }
             }
             None => {
                 rest = "";
@@ -132,12 +137,19 @@ pub fn word_overlap(a: &str, b: &str) -> f64 {
     common as f64 / (a.len() + b.len() - common) as f64
 }
 
-/// Why a generated text is dropped before the teacher sees it.
+/// A short fingerprint of a text's normalised form, for spotting duplicates.
+pub fn fingerprint(text: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(normalise(text).as_bytes())
+}
+
+/// Why a generated text is dropped before the teacher sees it: `empty`, `near_copy` (of one of
+/// its examples) or `duplicate` (of an input text or an earlier output, whose fingerprints are
+/// in `seen`).
 pub fn screen(
     text: &str,
     shots: &[&str],
     max_overlap: f64,
-    seen: &mut HashSet<String>,
+    seen: &mut HashSet<u64>,
 ) -> Option<&'static str> {
     let norm = normalise(text);
     if norm.is_empty() {
@@ -149,7 +161,7 @@ pub fn screen(
     {
         return Some("near_copy");
     }
-    if !seen.insert(norm) {
+    if !seen.insert(xxhash_rust::xxh3::xxh3_64(norm.as_bytes())) {
         return Some("duplicate");
     }
     None
@@ -195,7 +207,11 @@ mod tests {
 
     #[test]
     fn screen_drops_empty_near_copies_and_duplicates() {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::from([fingerprint("An input, text!")]);
+        assert_eq!(
+            screen("an input text", &[], 0.7, &mut seen),
+            Some("duplicate")
+        );
         let shots = ["The battery lasts all day."];
         assert_eq!(screen("  !! ", &shots, 0.7, &mut seen), Some("empty"));
         assert_eq!(
