@@ -1,10 +1,14 @@
-//! A causal language model from a GGUF file (llama architecture, e.g. SmolLM2-135M-Instruct),
-//! run with candle's quantized llama, with seeded sampling (temperature, top-p).
+//! A causal language model, with seeded sampling (temperature, top-p): a GGUF file of llama
+//! architecture (e.g. SmolLM2-135M-Instruct) run with candle's quantized llama, or a Hugging
+//! Face folder (`config.json`, `tokenizer.json`, `*.safetensors`) of llama or qwen2
+//! architecture run in f32.
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use candle_transformers::models::quantized_llama::ModelWeights;
+use candle_transformers::models::{llama, qwen2};
 use rand::{Rng, SeedableRng};
 use tokenizers::Tokenizer;
 
@@ -38,7 +42,7 @@ pub struct Generated {
 /// A loaded model and its tokenizer. Clones share the weights and have their own cache.
 #[derive(Clone)]
 pub struct CausalLm {
-    weights: ModelWeights,
+    backend: Backend,
     /// The tokenizer rebuilt from the GGUF metadata.
     pub tokenizer: Tokenizer,
     /// Tokens that end a generation (the file's end-of-sequence token, and `<|im_end|>` for
@@ -51,8 +55,12 @@ pub struct CausalLm {
 }
 
 impl CausalLm {
-    /// Loads a GGUF file on the CPU.
+    /// Loads a model on the CPU: a GGUF file, or a Hugging Face folder of llama or qwen2
+    /// architecture.
     pub fn load(path: &Path) -> Result<CausalLm> {
+        if path.is_dir() {
+            return Self::load_folder(path);
+        }
         let content = gguf_tokenizer::read_gguf(path)?;
         let tokenizer = gguf_tokenizer::tokenizer_from_gguf(&content)?;
         let mut stop: Vec<u32> =
@@ -75,7 +83,114 @@ impl CausalLm {
             Error::user(format!("cannot load the model in `{}`", path.display())).with_source(e)
         })?;
         Ok(CausalLm {
-            weights,
+            backend: Backend::Gguf(weights),
+            tokenizer,
+            stop,
+            chatml,
+            bos,
+            device,
+        })
+    }
+
+    /// Loads a Hugging Face folder: `config.json` (`model_type` llama or qwen2),
+    /// `tokenizer.json`, one or more `*.safetensors`, and `tokenizer_config.json` for the chat
+    /// template when there is one.
+    fn load_folder(dir: &Path) -> Result<CausalLm> {
+        let shown = dir.display();
+        let read = |name: &str| -> Result<String> {
+            fs_err::read_to_string(dir.join(name)).map_err(|e| {
+                Error::user(format!("`{shown}` has no readable `{name}`"))
+                    .with_source(e)
+                    .with_hint("a model folder holds config.json, tokenizer.json and *.safetensors, as Hugging Face saves them")
+            })
+        };
+        let config_text = read("config.json")?;
+        let config: serde_json::Value = serde_json::from_str(&config_text).map_err(|e| {
+            Error::user(format!("`{shown}/config.json` is not JSON")).with_source(e)
+        })?;
+        let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| Error::user(format!("cannot read `{shown}/tokenizer.json`: {e}")))?;
+        let mut files: Vec<_> = fs_err::read_dir(dir)
+            .map_err(|e| Error::user(format!("cannot list `{shown}`")).with_source(e))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::user(format!(
+                "`{shown}` has no `*.safetensors` weights"
+            )));
+        }
+        let device = Device::Cpu;
+        // SAFETY: the files are memory-mapped read-only and not changed while the model lives.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, &device) }
+            .map_err(|e| {
+                Error::user(format!("cannot read the weights in `{shown}`")).with_source(e)
+            })?;
+        let bad = |e: serde_json::Error| {
+            Error::user(format!(
+                "`{shown}/config.json` does not describe this architecture"
+            ))
+            .with_source(e)
+        };
+        let model_type = config["model_type"].as_str().unwrap_or_default();
+        let backend = match model_type {
+            "llama" => {
+                let cfg: llama::LlamaConfig =
+                    serde_json::from_str(&config_text).map_err(bad)?;
+                let cfg = cfg.into_config(false);
+                let model = llama::Llama::load(vb, &cfg).map_err(|e| {
+                    Error::user(format!("cannot load the llama weights in `{shown}`")).with_source(e)
+                })?;
+                let cache = llama::Cache::new(true, DType::F32, &cfg, &device)?;
+                Backend::Llama { model, cache, cfg }
+            }
+            "qwen2" => {
+                let cfg: qwen2::Config = serde_json::from_str(&config_text).map_err(bad)?;
+                let model = qwen2::ModelForCausalLM::new(&cfg, vb).map_err(|e| {
+                    Error::user(format!("cannot load the qwen2 weights in `{shown}`")).with_source(e)
+                })?;
+                Backend::Qwen2(model)
+            }
+            other => {
+                return Err(Error::user(format!(
+                    "`{shown}/config.json` has model_type `{other}`; supported: llama, qwen2 (or a GGUF file of llama architecture)"
+                )))
+            }
+        };
+        let ids = |v: &serde_json::Value| -> Vec<u32> {
+            match v {
+                serde_json::Value::Number(n) => n.as_u64().map(|n| n as u32).into_iter().collect(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|n| n.as_u64())
+                    .map(|n| n as u32)
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let mut stop = ids(&config["eos_token_id"]);
+        if let Some(id) = tokenizer.token_to_id("<|im_end|>") {
+            if !stop.contains(&id) {
+                stop.push(id);
+            }
+        }
+        let chatml = fs_err::read_to_string(dir.join("tokenizer_config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| {
+                v["chat_template"]
+                    .as_str()
+                    .map(|t| t.contains("<|im_start|>"))
+            })
+            .unwrap_or(false);
+        let bos = ids(&config["bos_token_id"])
+            .first()
+            .copied()
+            .or_else(|| stop.first().copied());
+        Ok(CausalLm {
+            backend,
             tokenizer,
             stop,
             chatml,
@@ -97,11 +212,22 @@ impl CausalLm {
     /// (position 0 starts a new sequence).
     fn next_logits(&mut self, ids: &[u32], pos: usize) -> Result<Vec<f32>> {
         let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-        let logits = self.weights.forward(&input, pos)?;
-        Ok(logits
-            .squeeze(0)?
-            .to_dtype(candle_core::DType::F32)?
-            .to_vec1()?)
+        let logits = match &mut self.backend {
+            Backend::Gguf(w) => w.forward(&input, pos)?,
+            Backend::Llama { model, cache, cfg } => {
+                if pos == 0 {
+                    *cache = llama::Cache::new(true, DType::F32, cfg, &self.device)?;
+                }
+                model.forward(&input, pos, cache)?
+            }
+            Backend::Qwen2(m) => {
+                if pos == 0 {
+                    m.clear_kv_cache();
+                }
+                m.forward(&input, pos)?
+            }
+        };
+        Ok(logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
     }
 
     fn piece(&self, id: u32) -> String {
@@ -174,6 +300,21 @@ impl CausalLm {
             finished,
         })
     }
+}
+
+/// The network behind a [`CausalLm`].
+#[derive(Clone)]
+enum Backend {
+    /// Quantized llama from a GGUF file.
+    Gguf(ModelWeights),
+    /// Llama from safetensors, with its key-value cache.
+    Llama {
+        model: llama::Llama,
+        cache: llama::Cache,
+        cfg: llama::Config,
+    },
+    /// Qwen2 from safetensors (it keeps its own cache).
+    Qwen2(qwen2::ModelForCausalLM),
 }
 
 /// Picks the next token: arg-max at temperature 0, else a draw from the top-p nucleus of
@@ -329,5 +470,94 @@ mod tests {
             .unwrap();
         assert!(greedy.tokens.len() <= 24);
         eprintln!("sampled: {:?}\ngreedy: {:?}", a.text, greedy.text);
+    }
+
+    /// Writes a tiny Hugging Face folder of `arch` (llama or qwen2) with seeded random
+    /// weights and a word-level tokenizer.
+    fn tiny_folder(dir: &Path, arch: &str) {
+        let words = [
+            "<unk>", "<s>", "</s>", "the", "a", "film", "was", "good", "bad", "very", "plot",
+            "and", "it", "is", "not", ".", "great", "dull",
+        ];
+        let vocab: serde_json::Map<String, serde_json::Value> = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.to_string(), serde_json::json!(i)))
+            .collect();
+        let tokenizer = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null, "pre_tokenizer": {"type": "Whitespace"},
+            "post_processor": null, "decoder": null,
+            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+        });
+        std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+        let v = words.len();
+        let config = match arch {
+            "llama" => serde_json::json!({
+                "model_type": "llama", "hidden_size": 16, "intermediate_size": 32,
+                "vocab_size": v, "num_hidden_layers": 2, "num_attention_heads": 2,
+                "num_key_value_heads": 1, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+                "bos_token_id": 1, "eos_token_id": 2, "max_position_embeddings": 64,
+                "tie_word_embeddings": false
+            }),
+            _ => serde_json::json!({
+                "model_type": "qwen2", "hidden_size": 16, "intermediate_size": 32,
+                "vocab_size": v, "num_hidden_layers": 2, "num_attention_heads": 2,
+                "num_key_value_heads": 1, "max_position_embeddings": 64, "sliding_window": 64,
+                "max_window_layers": 2, "tie_word_embeddings": true, "rope_theta": 10000.0,
+                "rms_norm_eps": 1e-6, "use_sliding_window": false, "hidden_act": "silu",
+                "bos_token_id": 1, "eos_token_id": 2
+            }),
+        };
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let varmap = candle_nn::VarMap::new();
+        let vb = crate::models::init::const_vb(&varmap, &Device::Cpu);
+        if arch == "llama" {
+            let cfg: llama::LlamaConfig = serde_json::from_value(config).unwrap();
+            llama::Llama::load(vb, &cfg.into_config(false)).unwrap();
+        } else {
+            let cfg: qwen2::Config = serde_json::from_value(config).unwrap();
+            qwen2::ModelForCausalLM::new(&cfg, vb).unwrap();
+        }
+        crate::models::init::reinit(&varmap, 11).unwrap();
+        varmap.save(dir.join("model.safetensors")).unwrap();
+    }
+
+    #[test]
+    fn hugging_face_llama_and_qwen2_folders_generate_and_cache_correctly() {
+        for arch in ["llama", "qwen2"] {
+            let tmp = tempfile::tempdir().unwrap();
+            tiny_folder(tmp.path(), arch);
+            let mut lm = CausalLm::load(tmp.path()).unwrap();
+            assert_eq!(lm.start_id(), Some(1), "{arch}");
+            assert_eq!(lm.stop, vec![2], "{arch}");
+            assert!(!lm.chatml);
+            let s = Sampling {
+                temperature: 1.0,
+                top_p: 1.0,
+                max_new_tokens: 12,
+                one_line: false,
+            };
+            let a = lm.generate("the film was", s, 3).unwrap();
+            assert_eq!(a, lm.generate("the film was", s, 3).unwrap(), "{arch}");
+            assert!(a.tokens.len() <= 12 && (a.finished || a.tokens.len() == 12));
+            assert!(a.tokens.iter().all(|&t| (t as usize) < 18 && t != 2));
+            // The cache gives what one pass over the whole sequence gives.
+            let ids = [1u32, 3, 5, 6, 9, 7, 15];
+            let rows = lm.position_logits(&ids).unwrap();
+            assert_eq!(rows.len(), ids.len());
+            assert!(rows.iter().all(|r| r.len() == 18));
+            let whole = lm.next_logits(&ids, 0).unwrap();
+            let diff = rows[6]
+                .iter()
+                .zip(&whole)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-4, "{arch}: {diff}");
+            assert_ne!(rows[0], rows[6], "{arch}: positions differ");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let err = CausalLm::load(tmp.path()).err().unwrap().to_string();
+        assert!(err.contains("config.json"), "{err}");
     }
 }

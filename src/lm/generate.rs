@@ -83,7 +83,8 @@ fn default_overlap() -> f64 {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateConfig {
-    /// The causal LM: a GGUF file of llama architecture (default: SmolLM2-135M-Instruct from
+    /// The causal LM: a GGUF file of llama architecture, or a Hugging Face folder of llama or
+    /// qwen2 architecture (default: SmolLM2-135M-Instruct from
     /// the asset folder, fetched by `make assets`).
     #[serde(default)]
     pub model: Option<String>,
