@@ -127,6 +127,7 @@ lint:
 bench: check-wordnet
 	bash scripts/bench.sh
 	bash scripts/bench-backtranslate.sh
+	bash scripts/bench-lm.sh
 
 clean:
 	rm -rf out
