@@ -270,10 +270,9 @@ impl CausalLm {
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut logits = self.next_logits(&prompt_ids, 0)?;
-        let mut pos = prompt_ids.len();
         let mut tokens = Vec::new();
         let mut finished = false;
-        for _ in 0..sampling.max_new_tokens {
+        while tokens.len() < sampling.max_new_tokens {
             let next = pick(&logits, sampling, &mut rng);
             if self.stop.contains(&next) {
                 finished = true;
@@ -287,8 +286,10 @@ impl CausalLm {
                 break;
             }
             tokens.push(next);
-            logits = self.next_logits(&[next], pos)?;
-            pos += 1;
+            if tokens.len() < sampling.max_new_tokens {
+                let pos = prompt_ids.len() + tokens.len() - 1;
+                logits = self.next_logits(&[next], pos)?;
+            }
         }
         let text = self
             .tokenizer

@@ -212,6 +212,9 @@ struct Example {
     text: String,
 }
 
+/// The teacher's top class and its probability, when there is a teacher.
+type Verdict = Option<(usize, f64)>;
+
 /// One prompt and what became of it.
 struct Attempt {
     class: usize,
@@ -488,7 +491,7 @@ impl Transform for GenerateStage {
         }
 
         // The teacher's verdict.
-        let mut verdicts: Vec<Option<(usize, f64)>> = vec![None; kept.len()];
+        let mut verdicts: Vec<Verdict> = vec![None; kept.len()];
         if let Some(t) = &self.teacher {
             let texts: Vec<&str> = kept.iter().map(|k| k.1.as_str()).collect();
             for (chunk, slots) in texts.chunks(64).zip(verdicts.chunks_mut(64)) {
@@ -502,7 +505,7 @@ impl Transform for GenerateStage {
                 }
             }
         }
-        let mut rows: Vec<(usize, String, bool, Option<(usize, f64)>)> = Vec::new();
+        let mut rows: Vec<(usize, String, bool, Verdict)> = Vec::new();
         for ((j, text, finished), verdict) in kept.into_iter().zip(verdicts) {
             let class = attempts[j].class;
             if let Some((best, conf)) = verdict {

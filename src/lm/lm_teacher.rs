@@ -143,6 +143,9 @@ enum Labels {
     Sampled(Vec<Sampled>),
 }
 
+/// One text's token ids, labels, and whether it was cut at `max_tokens`.
+type Labelled = (Vec<u32>, Labels, bool);
+
 /// The stage.
 pub struct LmTeacher {
     cfg: LmTeacherConfig,
@@ -203,7 +206,7 @@ impl LmTeacher {
     }
 
     /// Token ids (truncated) and labels of one text.
-    fn label(&self, lm: &mut CausalLm, text: &str, id: &str) -> Result<(Vec<u32>, Labels, bool)> {
+    fn label(&self, lm: &mut CausalLm, text: &str, id: &str) -> Result<Labelled> {
         let enc = lm
             .tokenizer
             .encode(text, false)
@@ -277,7 +280,7 @@ impl Transform for LmTeacher {
         let text = strings(col::TEXT)?;
         let ids = strings(col::ID)?;
         let this = &*self;
-        let results: Vec<Option<Result<(Vec<u32>, Labels, bool)>>> = cx.pool.install(|| {
+        let results: Vec<Option<Result<Labelled>>> = cx.pool.install(|| {
             (0..n)
                 .into_par_iter()
                 .with_max_len(1)
