@@ -2,3 +2,5 @@
 
 pub mod apertium;
 pub mod backtranslate;
+pub mod marian;
+pub mod tiny;
