@@ -215,3 +215,144 @@ fn backtranslate_errors_say_what_to_install() {
         assert!(err.contains("no `eng-xyz` mode"), "{err}");
     }
 }
+
+/// Writes tiny random forward and backward Marian folders; returns their paths.
+fn tiny_marian_pair(dir: &std::path::Path) -> (String, String) {
+    use retort::translate::tiny::{write_tiny_marian, TinyMarian};
+    let (f, b) = (dir.join("en-xx"), dir.join("xx-en"));
+    for (path, seed) in [(&f, 1), (&b, 2)] {
+        let t = TinyMarian {
+            seed,
+            ..TinyMarian::default()
+        };
+        write_tiny_marian(path, &t).unwrap();
+    }
+    (
+        f.to_str().unwrap().to_string(),
+        b.to_str().unwrap().to_string(),
+    )
+}
+
+fn marian_stage(out: &std::path::Path, f: &str, b: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "stage",
+        "backtranslate",
+        "--input",
+        &fixture(),
+        "--output",
+        out.to_str().unwrap(),
+        "--set",
+        "engine=\"marian\"",
+        "--set",
+        &format!("forward_model=\"{f}\""),
+        "--set",
+        &format!("backward_model=\"{b}\""),
+        "--set",
+        "pivot=\"xx\"",
+        "--set",
+        "max_new_tokens=8",
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+#[test]
+fn marian_backtranslate_stage_runs_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (f, b) = tiny_marian_pair(tmp.path());
+    let out = tmp.path().join("bt");
+    let args = marian_stage(
+        &out,
+        &f,
+        &b,
+        &["--set", "copies=2", "--set", "keep_original=true"],
+    );
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let rows = read_rows(&out);
+    let originals: Vec<_> = rows.iter().filter(|r| r.op == "orig").collect();
+    assert_eq!(originals.len(), 240);
+    let copies: Vec<_> = rows.iter().filter(|r| r.op == "backtranslate").collect();
+    assert!(copies.len() > 400, "{} copies", copies.len());
+    let m = manifest(&out);
+    let t = &m["stages"]["backtranslate"];
+    assert_eq!(
+        t["rows_in"].as_u64().unwrap(),
+        t["rows_changed"].as_u64().unwrap()
+            + t["rows_unchanged"].as_u64().unwrap()
+            + t["rows_rejected"].as_u64().unwrap()
+    );
+    assert_eq!(
+        copies.len() as u64 + t["copies_skipped"].as_u64().unwrap(),
+        480
+    );
+    for c in &copies {
+        let p: serde_json::Value = serde_json::from_str(&c.op_params).unwrap();
+        assert_eq!(p["engine"], "marian");
+        assert_eq!(p["pivot"], "xx");
+        assert_eq!(p["decoding"], "sample");
+        assert_eq!(p["temperature"], 0.9);
+    }
+    // The two copies of a row are different samples.
+    let differ = originals
+        .iter()
+        .filter(|o| {
+            let mine: Vec<_> = copies
+                .iter()
+                .filter(|c| c.parent_id.as_ref() == Some(&o.id))
+                .collect();
+            mine.len() == 2 && mine[0].text != mine[1].text
+        })
+        .count();
+    assert!(differ > 200, "{differ}");
+    // Same output with another batch size, model batch and thread count.
+    let again = tmp.path().join("bt2");
+    let args = marian_stage(
+        &again,
+        &f,
+        &b,
+        &[
+            "--set",
+            "copies=2",
+            "--set",
+            "keep_original=true",
+            "--set",
+            "batch_size=3",
+            "--batch-size",
+            "50",
+            "--threads",
+            "1",
+        ],
+    );
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let texts = |rows: &[Row]| rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
+    assert_eq!(texts(&read_rows(&again)), texts(&rows));
+}
+
+#[test]
+fn marian_keys_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (f, b) = tiny_marian_pair(tmp.path());
+    let out = tmp.path().join("bt");
+    let run = |extra: &[&str]| {
+        let args = marian_stage(&out, &f, &b, extra);
+        fails(&args.iter().map(String::as_str).collect::<Vec<_>>(), 1)
+    };
+    let err = run(&["--set", "decoding=\"greedy\"", "--set", "copies=2"]);
+    assert!(
+        err.contains("`copies` = 2") && err.contains("sample"),
+        "{err}"
+    );
+    let err = run(&["--set", "pivots=[\"spa\"]"]);
+    assert!(err.contains("`pivots` is an Apertium key"), "{err}");
+    let err = run(&["--set", "temperature=0"]);
+    assert!(err.contains("`temperature`"), "{err}");
+    let err = run(&["--set", "forward_model=\"/nonexistent/opus-mt-en-de\""]);
+    assert!(
+        err.contains("/nonexistent/opus-mt-en-de") && err.contains("config.json"),
+        "{err}"
+    );
+}
