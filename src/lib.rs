@@ -18,6 +18,7 @@
 pub mod assets;
 pub mod augment;
 pub mod batch;
+pub mod batching;
 pub mod cli;
 pub mod distill;
 pub mod error;
