@@ -13,6 +13,7 @@ use crate::pipeline::plan;
 use crate::pipeline::runner::{self, RunOptions, RunReport};
 use crate::pipeline::spec::{self, PipelineSpec, StageSpec};
 use crate::registry::{self, Role};
+use crate::device::{DeviceSpec, Placement, Precision};
 use crate::stage::RunSettings;
 
 /// Prepare data for knowledge distillation: augment Parquet text corpora, reproducibly.
@@ -87,6 +88,8 @@ enum Command {
         /// List the training settings and exit.
         #[arg(long)]
         help_keys: bool,
+        #[command(flatten)]
+        models: ModelArgs,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -122,6 +125,8 @@ enum Command {
         /// A training setting, as for `retort train`.
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         sets: Vec<(String, String)>,
+        #[command(flatten)]
+        models: ModelArgs,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -164,6 +169,8 @@ enum Command {
         /// A training setting, as for `retort train`.
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         sets: Vec<(String, String)>,
+        #[command(flatten)]
+        models: ModelArgs,
         /// No progress output.
         #[arg(long, short)]
         quiet: bool,
@@ -178,6 +185,8 @@ enum Command {
         /// Where to write `metrics.json` (default: print only).
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        models: ModelArgs,
     },
     /// Summarise an output folder: rows by op, labels, rejects, samples, bytes per row.
     Inspect {
@@ -204,6 +213,40 @@ struct PipelineArgs {
     vars: Vec<(String, String)>,
 }
 
+/// Where models run.
+#[derive(Debug, Args)]
+struct ModelArgs {
+    /// Device for models: `cpu`, `cuda` or `cuda:N` (needs a build with the `cuda` feature:
+    /// `make build-cuda`).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: DeviceSpec,
+    /// Inference precision: `auto` (f32 on the CPU, bf16 on a GPU), `f32`, `bf16` or `f16`.
+    /// Training keeps f32 weights.
+    #[arg(long, default_value = "auto", value_parser = parse_precision)]
+    precision: Precision,
+}
+
+impl ModelArgs {
+    /// Checks the build can use the device (a CPU build refuses CUDA) and opens it, so a
+    /// missing GPU is reported before any work starts.
+    fn placement(&self) -> Result<Placement> {
+        let p = Placement {
+            device: self.device,
+            precision: self.precision,
+        };
+        p.open()?;
+        Ok(p)
+    }
+}
+
+fn parse_device(s: &str) -> std::result::Result<DeviceSpec, String> {
+    s.parse::<DeviceSpec>().map_err(|e| e.render())
+}
+
+fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    s.parse::<Precision>().map_err(|e| e.render())
+}
+
 #[derive(Debug, Args)]
 struct RuntimeArgs {
     /// Process only shard I of N (I from 1): a deterministic share of the input row groups,
@@ -216,9 +259,8 @@ struct RuntimeArgs {
     /// Rows per batch read from the input.
     #[arg(long, default_value_t = 1024)]
     batch_size: usize,
-    /// Device for model stages: `cpu` (this build has no CUDA support).
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    models: ModelArgs,
     /// Overwrite output folders that hold another run's files.
     #[arg(long)]
     force: bool,
@@ -287,6 +329,7 @@ where
                 shard: None,
                 batch_size: 1024,
                 threads: 1,
+                placement: Default::default(),
             };
             let origin = format!("`{}`", pipeline.pipeline.display());
             let plan = plan::build(&spec, &settings, &origin)?;
@@ -309,6 +352,7 @@ where
                 shard: None,
                 batch_size: 1024,
                 threads: 1,
+                placement: Default::default(),
             };
             let plan = plan::build(
                 &spec,
@@ -343,14 +387,16 @@ where
             eval,
             sets,
             help_keys,
+            models,
             quiet,
         } => {
             if help_keys {
                 print!("{}", keys_text(&registry::keys_of::<TrainConfig>()));
                 return Ok(0);
             }
-            let cfg = train_config(&sets)?;
-            let device = candle_core::Device::Cpu;
+            let mut cfg = train_config(&sets)?;
+            cfg.placement = models.placement()?;
+            let device = cfg.placement.open()?.device;
             let train_data = load_many(&data)?;
             let eval_data = eval
                 .as_deref()
@@ -378,15 +424,18 @@ where
             copies,
             fresh_copies,
             sets,
+            models,
             quiet,
         } => {
+            let mut train = train_config(&sets)?;
+            train.placement = models.placement()?;
             let cfg = distill::selfdistill::SelfDistillConfig {
                 generations,
                 ensemble,
                 alpha,
                 copies,
                 fresh_copies,
-                train: train_config(&sets)?,
+                train,
             };
             let gens = distill::selfdistill::run(&cfg, &data, eval.as_deref(), &out, !quiet)?;
             print!("{}", distill::selfdistill::table_text(&gens));
@@ -404,12 +453,14 @@ where
             fresh_copies,
             epochs,
             mut sets,
+            models,
             quiet,
         } => {
             sets.insert(0, ("student".into(), student));
             sets.insert(1, ("epochs".into(), epochs.to_string()));
             sets.insert(2, ("keep_epochs".into(), "1".into()));
             let mut student = train_config(&sets)?;
+            student.placement = models.placement()?;
             distill::experiment::default_init(&mut student, !quiet);
             let rows = distill::data::load(&train, "text", "label", None)?
                 .examples
@@ -439,8 +490,14 @@ where
             );
             Ok(0)
         }
-        Command::Eval { model, data, out } => {
-            let m = crate::models::folder::Model::load(&model, &candle_core::Device::Cpu)?;
+        Command::Eval {
+            model,
+            data,
+            out,
+            models,
+        } => {
+            let device = models.placement()?.open()?.device;
+            let m = crate::models::folder::Model::load(&model, &device)?;
             let ds = distill::data::load(&data, "text", "label", Some(&m.info.label_names))?;
             let metrics = distill::train::evaluate(&m, &ds)?;
             if let Some(out) = out {
@@ -472,19 +529,8 @@ where
     }
 }
 
-fn check_device(device: &str) -> Result<()> {
-    match device {
-        "cpu" => Ok(()),
-        d if d == "cuda" || d.starts_with("cuda:") => Err(Error::user(format!(
-            "device `{d}` asked for, but this build of retort has no CUDA support"
-        ))
-        .with_hint("use `--device cpu`, or build with `cargo build --release --features cuda`")),
-        d => Err(Error::user(format!("unknown device `{d}`")).with_hint("use `cpu` or `cuda:N`")),
-    }
-}
-
 fn execute(spec: &PipelineSpec, origin: &str, rt: &RuntimeArgs) -> Result<i32> {
-    check_device(&rt.device)?;
+    let placement = rt.models.placement()?;
     if rt.batch_size == 0 {
         return Err(Error::user("`--batch-size` must be at least 1"));
     }
@@ -501,6 +547,7 @@ fn execute(spec: &PipelineSpec, origin: &str, rt: &RuntimeArgs) -> Result<i32> {
         shard: rt.shard,
         batch_size: rt.batch_size,
         threads,
+        placement,
     };
     let plan = plan::build(spec, &settings, origin)?;
     let opts = RunOptions {

@@ -20,6 +20,7 @@ pub mod augment;
 pub mod batch;
 pub mod batching;
 pub mod cli;
+pub mod device;
 pub mod distill;
 pub mod error;
 pub mod inspect;

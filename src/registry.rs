@@ -10,6 +10,14 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::stage::{RunSettings, Sink, Source, Transform};
 
+/// Kinds that run neural models, and so follow `--device` and `--precision`.
+pub const MODEL_KINDS: &[&str] = &["teacher", "train", "generate", "lm_teacher", "backtranslate"];
+
+/// Whether stages of `kind` run neural models.
+pub fn uses_models(kind: &str) -> bool {
+    MODEL_KINDS.contains(&kind)
+}
+
 /// The role a stage plays in a graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -20,9 +20,16 @@ pub struct RunSettings {
     pub batch_size: usize,
     /// Worker threads for data-parallel work inside a stage.
     pub threads: usize,
+    /// Where model stages run and at which precision (`--device`, `--precision`).
+    pub placement: crate::device::Placement,
 }
 
 impl RunSettings {
+    /// Opens the device model stages run on, with the inference dtype resolved on it.
+    pub fn compute(&self) -> crate::error::Result<crate::device::Compute> {
+        self.placement.open()
+    }
+
     /// The file-name tag of this shard, e.g. `shard-0001-of-0004`, or `None` when unsharded.
     pub fn shard_tag(&self) -> Option<String> {
         self.shard

@@ -102,6 +102,7 @@ fn run_chain(
     input: &str,
     middle: Option<(&str, toml::Table)>,
     output: &Path,
+    placement: crate::device::Placement,
 ) -> Result<()> {
     let mut stages = vec![stage(
         "corpus",
@@ -136,6 +137,7 @@ fn run_chain(
         shard: None,
         batch_size: 1024,
         threads,
+        placement,
     };
     let p = plan::build(&spec, &settings, &format!("the `{name}` step"))?;
     runner::run(
@@ -202,6 +204,7 @@ fn prepare_variant(
         train_path,
         (cfg.copies > 0).then_some(("eda", eda)),
         &augmented,
+        cfg.train.placement,
     )?;
     let gold = data::load(&augmented.display().to_string(), "text", "label", None)?;
     if gold.labelled() == 0 {
@@ -278,7 +281,7 @@ pub fn train_generation(
             return Ok(old.generation);
         }
     }
-    let device = candle_core::Device::Cpu;
+    let device = tc.placement.open()?.device;
     let rows = if teachers.is_empty() {
         corpus.gold.clone()
     } else {
@@ -293,6 +296,7 @@ pub fn train_generation(
             &corpus.path.display().to_string(),
             Some(("teacher", table(&[("model", toml::Value::Array(models))]))),
             &soft,
+            tc.placement,
         )?;
         data::load(
             &soft.display().to_string(),

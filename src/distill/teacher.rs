@@ -8,14 +8,15 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use candle_core::Device;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::batch::{col, Batch};
 use crate::distill::data::TEACHER_LOGITS;
 use crate::error::{Error, Result};
+use crate::device::Compute;
 use crate::models::folder::Model;
+use crate::models::infer::{BatchLimits, PassStats, Predictor};
 use crate::registry::{keys_of, parse_table, BuildContext, Built, Kind, Role};
 use crate::stage::{Emit, StageContext, Transform};
 
@@ -46,13 +47,14 @@ pub struct TeacherConfig {
     /// A model folder (`config.json`, `tokenizer.json`, `model.safetensors`, such as a
     /// checkpoint written by `retort train`), or a list of folders for an ensemble teacher.
     pub model: Folders,
-    /// Rows per forward pass; rows are sorted by length first so padding stays small.
-    #[serde(default = "default_batch")]
-    pub batch_size: usize,
-}
-
-fn default_batch() -> usize {
-    64
+    /// Most rows per forward pass (default 64 on the CPU, 512 on a GPU). Rows of similar
+    /// token length share a pass, so padding stays small.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Most padded tokens (rows × longest row) per forward pass, which bounds the memory a
+    /// pass needs (default 8192 on the CPU, 65536 on a GPU). A longer row goes alone.
+    #[serde(default)]
+    pub batch_tokens: Option<usize>,
 }
 
 /// The registry entry.
@@ -83,7 +85,7 @@ keep_original = true
 kind = "teacher"
 inputs = ["eda"]
 model = "${teacher}"
-batch_size = 64
+batch_tokens = 8192
 
 [stages.out]
 kind = "parquet_sink"
@@ -96,9 +98,11 @@ path = "${output}"
     config: std::marker::PhantomData,
 };
 
-/// A loaded teacher (one model or an ensemble).
+/// A loaded teacher (one model or an ensemble) on its device.
 pub struct Teacher {
-    members: Vec<Model>,
+    members: Vec<Predictor>,
+    /// How rows are grouped into forward passes.
+    pub limits: BatchLimits,
     /// Class names in logit order.
     pub label_names: Vec<String>,
     /// Provenance recorded in the output's metadata.
@@ -106,17 +110,18 @@ pub struct Teacher {
 }
 
 impl Teacher {
-    /// Loads every folder; all must share class names.
-    pub fn load(folders: &[String], device: &Device) -> Result<Teacher> {
+    /// Loads every folder onto `compute`; all must share class names.
+    pub fn load(folders: &[String], compute: &Compute) -> Result<Teacher> {
         if folders.is_empty() {
             return Err(Error::user("`model` lists no folder"));
         }
         let mut members = Vec::new();
+        let mut names = Vec::new();
         let mut described = Vec::new();
         for f in folders {
             let path = PathBuf::from(f);
-            let model =
-                Model::load(&path, device).map_err(|e| e.context(format!("teacher `{f}`")))?;
+            let model = Model::load(&path, &candle_core::Device::Cpu)
+                .map_err(|e| e.context(format!("teacher `{f}`")))?;
             let sha = Model::content_hash(&path)?;
             let tokenizer_sha = model.tokenizer.hash()?;
             described.push(serde_json::json!({
@@ -125,14 +130,19 @@ impl Teacher {
                 "kind": model.info.kind,
                 "tokenizer_sha256": tokenizer_sha,
             }));
-            members.push(model);
+            names.push(model.info.label_names.clone());
+            members.push(
+                model
+                    .predictor(compute)
+                    .map_err(|e| e.context(format!("teacher `{f}`")))?,
+            );
         }
-        let label_names = members[0].info.label_names.clone();
-        for (m, f) in members.iter().zip(folders).skip(1) {
-            if m.info.label_names != label_names {
+        let label_names = names[0].clone();
+        for (m, f) in names.iter().zip(folders).skip(1) {
+            if *m != label_names {
                 return Err(Error::user(format!(
-                    "ensemble members disagree on classes: `{}` has {label_names:?}, `{f}` has {:?}",
-                    folders[0], m.info.label_names
+                    "ensemble members disagree on classes: `{}` has {label_names:?}, `{f}` has {m:?}",
+                    folders[0]
                 )));
             }
         }
@@ -140,9 +150,11 @@ impl Teacher {
             "members": described,
             "combine": if members.len() == 1 { "logits" } else { "log of the mean of member probabilities" },
             "label_names": label_names,
+            "dtype": format!("{:?}", compute.dtype).to_lowercase(),
         });
         Ok(Teacher {
             members,
+            limits: BatchLimits::default_for(compute),
             label_names,
             description,
         })
@@ -155,40 +167,55 @@ impl Teacher {
 
     /// Logits at temperature 1 for each text (for an ensemble: log mean probability).
     pub fn logits(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.logits_with_stats(texts)?.0)
+    }
+
+    /// [`Self::logits`], with the forward passes' token counts (summed over members).
+    pub fn logits_with_stats(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, PassStats)> {
         if self.members.len() == 1 {
-            return self.members[0].logits(texts);
+            return self.members[0].logits(texts, self.limits);
         }
+        let mut stats = PassStats::default();
         let mut mean = vec![vec![0f64; self.classes()]; texts.len()];
         for m in &self.members {
-            for (acc, l) in mean.iter_mut().zip(m.logits(texts)?) {
+            let (logits, s) = m.logits(texts, self.limits)?;
+            stats.batches += s.batches;
+            stats.tokens += s.tokens;
+            stats.padded_tokens += s.padded_tokens;
+            for (acc, l) in mean.iter_mut().zip(logits) {
                 for (a, p) in acc.iter_mut().zip(crate::distill::metrics::softmax(&l)) {
                     *a += p / self.members.len() as f64;
                 }
             }
         }
-        Ok(mean
+        let logits = mean
             .into_iter()
             .map(|row| row.into_iter().map(|p| p.max(1e-30).ln() as f32).collect())
-            .collect())
+            .collect();
+        Ok((logits, stats))
     }
 }
 
 /// The stage.
 pub struct TeacherStage {
     teacher: Teacher,
-    batch_size: usize,
 }
 
 impl TeacherStage {
     /// Loads the teacher models.
-    pub fn new(cfg: TeacherConfig, _cx: &BuildContext<'_>) -> Result<Self> {
-        if cfg.batch_size == 0 {
+    pub fn new(cfg: TeacherConfig, cx: &BuildContext<'_>) -> Result<Self> {
+        if cfg.batch_size == Some(0) {
             return Err(Error::user("`batch_size` must be at least 1"));
         }
-        Ok(TeacherStage {
-            teacher: Teacher::load(&cfg.model.list(), &Device::Cpu)?,
-            batch_size: cfg.batch_size,
-        })
+        if cfg.batch_tokens == Some(0) {
+            return Err(Error::user("`batch_tokens` must be at least 1"));
+        }
+        let mut teacher = Teacher::load(&cfg.model.list(), &cx.settings.compute()?)?;
+        teacher.limits = BatchLimits {
+            max_rows: cfg.batch_size.unwrap_or(teacher.limits.max_rows),
+            max_tokens: cfg.batch_tokens.unwrap_or(teacher.limits.max_tokens),
+        };
+        Ok(TeacherStage { teacher })
     }
 
     fn list_field(&self) -> Field {
@@ -249,39 +276,37 @@ impl Transform for TeacherStage {
             .column_by_name(col::TEXT)
             .and_then(|c| c.as_any().downcast_ref::<StringArray>())
             .ok_or_else(|| Error::runtime("column `text` is missing"))?;
-        // Shortest first, so each forward pass pads little.
-        let mut order: Vec<usize> = (0..n).filter(|&i| text.is_valid(i)).collect();
-        order.sort_by_key(|&i| (text.value(i).len(), i));
+        let rows: Vec<usize> = (0..n).filter(|&i| text.is_valid(i)).collect();
+        let texts: Vec<&str> = rows.iter().map(|&i| text.value(i)).collect();
         let classes = self.teacher.classes();
         let mut logits: Vec<Option<Vec<f32>>> = vec![None; n];
-        for chunk in order.chunks(self.batch_size) {
-            let texts: Vec<&str> = chunk.iter().map(|&i| text.value(i)).collect();
-            match self.teacher.logits(&texts) {
-                Ok(ls) => {
-                    for (&i, l) in chunk.iter().zip(ls) {
-                        logits[i] = Some(l);
-                    }
+        let teacher = &self.teacher;
+        match cx.pool.install(|| teacher.logits_with_stats(&texts)) {
+            Ok((ls, stats)) => {
+                for (&i, l) in rows.iter().zip(ls) {
+                    logits[i] = Some(l);
                 }
-                Err(_) => {
-                    // Retry row by row so one bad row does not sink the others.
-                    for &i in chunk {
-                        match self.teacher.logits(&[text.value(i)]) {
-                            Ok(mut l) => logits[i] = l.pop(),
-                            Err(e) => {
-                                logits[i] = {
-                                    let id = data
-                                        .column_by_name(col::ID)
-                                        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                                        .map(|a| a.value(i).to_string());
-                                    cx.reject(
-                                        "teacher_failed",
-                                        format!("the teacher could not label the row: {e}"),
-                                        id,
-                                        Some(text.value(i).to_string()),
-                                    );
-                                    None
-                                }
-                            }
+                let counters = &mut cx.tally().counters;
+                *counters.entry("teacher_tokens".into()).or_default() += stats.tokens;
+                *counters.entry("teacher_padded_tokens".into()).or_default() +=
+                    stats.padded_tokens;
+            }
+            Err(_) => {
+                // Retry row by row so one bad row does not sink the others.
+                for &i in &rows {
+                    match self.teacher.logits(&[text.value(i)]) {
+                        Ok(mut l) => logits[i] = l.pop(),
+                        Err(e) => {
+                            let id = data
+                                .column_by_name(col::ID)
+                                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                                .map(|a| a.value(i).to_string());
+                            cx.reject(
+                                "teacher_failed",
+                                format!("the teacher could not label the row: {e}"),
+                                id,
+                                Some(text.value(i).to_string()),
+                            );
                         }
                     }
                 }

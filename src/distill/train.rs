@@ -97,6 +97,10 @@ pub struct TrainConfig {
     /// Keep only the last K `epoch-NN` checkpoints (`final` is always kept). Unset: keep all.
     #[serde(default)]
     pub keep_epochs: Option<usize>,
+    /// Where training runs: set from `--device`/`--precision`, not a key. Weights stay f32.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub placement: crate::device::Placement,
 }
 
 fn default_student() -> StudentKind {

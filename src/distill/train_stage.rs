@@ -166,13 +166,14 @@ impl Sink for TrainSink {
     }
 
     fn finish(self: Box<Self>, cx: &mut StageContext) -> Result<SinkReport> {
-        let TrainSink { cfg, rows, dir } = *self;
+        let TrainSink { mut cfg, rows, dir } = *self;
+        cfg.train.placement = cx.settings.placement;
         let report = rows.finish(cx)?;
         let log = dir.join("train_log.json");
         if report.up_to_date && log.exists() && dir.join("final/model.safetensors").exists() {
             return Ok(report);
         }
-        let device = candle_core::Device::Cpu;
+        let device = cfg.train.placement.open()?.device;
         let data = data::load(&report.path, col::TEXT, col::LABEL, None)
             .map_err(|e| e.context(format!("stage `{}`", cx.stage)))?;
         let eval = cfg

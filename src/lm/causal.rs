@@ -12,6 +12,7 @@ use candle_transformers::models::{llama, qwen2};
 use rand::{Rng, SeedableRng};
 use tokenizers::Tokenizer;
 
+use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::lm::gguf_tokenizer;
 
@@ -52,14 +53,16 @@ pub struct CausalLm {
     pub chatml: bool,
     bos: Option<u32>,
     device: Device,
+    /// Dtype of activations and key-value cache (folders follow `--precision`).
+    dtype: DType,
 }
 
 impl CausalLm {
-    /// Loads a model on the CPU: a GGUF file, or a Hugging Face folder of llama or qwen2
-    /// architecture.
-    pub fn load(path: &Path) -> Result<CausalLm> {
+    /// Loads a model onto `compute`: a GGUF file (quantized weights, f32 activations), or a
+    /// Hugging Face folder of llama or qwen2 architecture (in `compute.dtype`).
+    pub fn load(path: &Path, compute: &Compute) -> Result<CausalLm> {
         if path.is_dir() {
-            return Self::load_folder(path);
+            return Self::load_folder(path, compute);
         }
         let content = gguf_tokenizer::read_gguf(path)?;
         let tokenizer = gguf_tokenizer::tokenizer_from_gguf(&content)?;
@@ -76,7 +79,7 @@ impl CausalLm {
         }
         let bos = gguf_tokenizer::special_id(&content, "tokenizer.ggml.bos_token_id")
             .or_else(|| stop.first().copied());
-        let device = Device::Cpu;
+        let device = compute.device.clone();
         let mut f = fs_err::File::open(path)
             .map_err(|e| Error::user(format!("cannot open `{}`", path.display())).with_source(e))?;
         let weights = ModelWeights::from_gguf(content, &mut f, &device).map_err(|e| {
@@ -89,13 +92,15 @@ impl CausalLm {
             chatml,
             bos,
             device,
+            // Quantized weights; activations are f32.
+            dtype: DType::F32,
         })
     }
 
     /// Loads a Hugging Face folder: `config.json` (`model_type` llama or qwen2),
     /// `tokenizer.json`, one or more `*.safetensors`, and `tokenizer_config.json` for the chat
     /// template when there is one.
-    fn load_folder(dir: &Path) -> Result<CausalLm> {
+    fn load_folder(dir: &Path, compute: &Compute) -> Result<CausalLm> {
         let shown = dir.display();
         let read = |name: &str| -> Result<String> {
             fs_err::read_to_string(dir.join(name)).map_err(|e| {
@@ -122,9 +127,10 @@ impl CausalLm {
                 "`{shown}` has no `*.safetensors` weights"
             )));
         }
-        let device = Device::Cpu;
+        let device = compute.device.clone();
+        let dtype = compute.dtype;
         // SAFETY: the files are memory-mapped read-only and not changed while the model lives.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, &device) }
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, &device) }
             .map_err(|e| {
                 Error::user(format!("cannot read the weights in `{shown}`")).with_source(e)
             })?;
@@ -143,7 +149,7 @@ impl CausalLm {
                 let model = llama::Llama::load(vb, &cfg).map_err(|e| {
                     Error::user(format!("cannot load the llama weights in `{shown}`")).with_source(e)
                 })?;
-                let cache = llama::Cache::new(true, DType::F32, &cfg, &device)?;
+                let cache = llama::Cache::new(true, dtype, &cfg, &device)?;
                 Backend::Llama { model, cache, cfg }
             }
             "qwen2" => {
@@ -196,6 +202,7 @@ impl CausalLm {
             chatml,
             bos,
             device,
+            dtype,
         })
     }
 
@@ -216,7 +223,7 @@ impl CausalLm {
             Backend::Gguf(w) => w.forward(&input, pos)?,
             Backend::Llama { model, cache, cfg } => {
                 if pos == 0 {
-                    *cache = llama::Cache::new(true, DType::F32, cfg, &self.device)?;
+                    *cache = llama::Cache::new(true, self.dtype, cfg, &self.device)?;
                 }
                 model.forward(&input, pos, cache)?
             }
@@ -418,7 +425,7 @@ mod tests {
             eprintln!("skipped: the SmolLM2 GGUF is not in the asset folder (run `make assets`)");
             return;
         };
-        let mut lm = CausalLm::load(&path).unwrap();
+        let mut lm = CausalLm::load(&path, &Compute::cpu()).unwrap();
         assert!(lm.chatml);
         let prompt = lm.chat_prompt("Write one short sentence praising a kitchen blender.");
         let s = Sampling {
@@ -529,7 +536,7 @@ mod tests {
         for arch in ["llama", "qwen2"] {
             let tmp = tempfile::tempdir().unwrap();
             tiny_folder(tmp.path(), arch);
-            let mut lm = CausalLm::load(tmp.path()).unwrap();
+            let mut lm = CausalLm::load(tmp.path(), &Compute::cpu()).unwrap();
             assert_eq!(lm.start_id(), Some(1), "{arch}");
             assert_eq!(lm.stop, vec![2], "{arch}");
             assert!(!lm.chatml);
@@ -558,7 +565,7 @@ mod tests {
             assert_ne!(rows[0], rows[6], "{arch}: positions differ");
         }
         let tmp = tempfile::tempdir().unwrap();
-        let err = CausalLm::load(tmp.path()).err().unwrap().to_string();
+        let err = CausalLm::load(tmp.path(), &Compute::cpu()).err().unwrap().to_string();
         assert!(err.contains("config.json"), "{err}");
     }
 }

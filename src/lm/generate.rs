@@ -19,7 +19,6 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use candle_core::Device;
 use rand::SeedableRng;
 use rayon::prelude::*;
 use schemars::JsonSchema;
@@ -256,9 +255,10 @@ impl GenerateStage {
             Some(m) => PathBuf::from(m),
             None => crate::assets::require_smollm2().map_err(ctx)?,
         };
-        let lm = CausalLm::load(&path).map_err(ctx)?;
+        let compute = cx.settings.compute().map_err(ctx)?;
+        let lm = CausalLm::load(&path, &compute).map_err(ctx)?;
         let teacher = match &cfg.teacher {
-            Some(f) => Some(Teacher::load(&f.list(), &Device::Cpu).map_err(ctx)?),
+            Some(f) => Some(Teacher::load(&f.list(), &compute).map_err(ctx)?),
             None => None,
         };
         Ok(GenerateStage {
@@ -469,6 +469,11 @@ impl Transform for GenerateStage {
         let mut seen = std::mem::take(&mut self.input_texts);
         let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
         let mut kept: Vec<(usize, String, bool)> = Vec::new();
+        let generated_tokens: u64 = outputs
+            .iter()
+            .flatten()
+            .map(|g| g.tokens.len() as u64)
+            .sum();
         for (j, (a, o)) in attempts.iter().zip(outputs).enumerate() {
             let g = match o {
                 Ok(g) => g,
@@ -494,8 +499,8 @@ impl Transform for GenerateStage {
         let mut verdicts: Vec<Verdict> = vec![None; kept.len()];
         if let Some(t) = &self.teacher {
             let texts: Vec<&str> = kept.iter().map(|k| k.1.as_str()).collect();
-            for (chunk, slots) in texts.chunks(64).zip(verdicts.chunks_mut(64)) {
-                for (logits, slot) in t.logits(chunk)?.into_iter().zip(slots) {
+            {
+                for (logits, slot) in t.logits(&texts)?.into_iter().zip(verdicts.iter_mut()) {
                     let p = softmax(&logits);
                     let (best, conf) =
                         p.iter()
@@ -590,6 +595,7 @@ impl Transform for GenerateStage {
         let t = cx.tally();
         t.rows_out.insert(OP_PSEUDO.into(), n as u64);
         t.generated_dropped = dropped;
+        *t.counters.entry("generated_tokens".into()).or_default() += generated_tokens;
         Ok(())
     }
 }

@@ -162,7 +162,8 @@ impl LmTeacher {
             Some(m) => PathBuf::from(m),
             None => crate::assets::require_smollm2().map_err(ctx)?,
         };
-        let lm = CausalLm::load(&path).map_err(ctx)?;
+        let compute = cx.settings.compute().map_err(ctx)?;
+        let lm = CausalLm::load(&path, &compute).map_err(ctx)?;
         if lm.start_id().is_none() {
             return Err(ctx(Error::user(format!(
                 "`{}` names no start or end token to begin a text with",

@@ -245,7 +245,16 @@ impl Norm {
             eps,
         })
     }
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
+        if fused {
+            // One kernel, f32 accumulation whatever the dtype; no backward pass.
+            return Ok(candle_nn::ops::layer_norm(
+                x,
+                &self.weight,
+                &self.bias,
+                self.eps as f32,
+            )?);
+        }
         Ok(candle_nn::ops::layer_norm_slow(
             x,
             &self.weight,
@@ -305,9 +314,19 @@ pub struct BertClassifier {
     layers: Vec<Layer>,
     pooler: Linear,
     classifier: Linear,
+    /// Inference only: fused layer norm and softmax kernels, computing in the weights' dtype.
+    fused: bool,
 }
 
 impl BertClassifier {
+    /// The same network for inference only (no gradients): fused layer-norm and softmax
+    /// kernels, in the dtype of `vb` (f32, bf16 or f16).
+    pub fn for_inference(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+        let mut net = BertClassifier::new(cfg, vb)?;
+        net.fused = true;
+        Ok(net)
+    }
+
     /// Creates (or fetches) the variables under `vb` with Hugging Face
     /// `BertForSequenceClassification` names (`bert.*`, `classifier.*`).
     pub fn new(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
@@ -341,6 +360,7 @@ impl BertClassifier {
             layers,
             pooler,
             classifier,
+            fused: false,
         })
     }
 
@@ -383,10 +403,12 @@ impl BertClassifier {
         let pos = self.position.narrow(0, 0, l)?.unsqueeze(0)?;
         let tt = self.token_type.narrow(0, 0, 1)?.unsqueeze(0)?;
         let x = word.broadcast_add(&pos)?.broadcast_add(&tt)?;
-        let x = self.emb_norm.forward(&x)?;
+        let x = self.emb_norm.forward(&x, self.fused)?;
         let mut x = maybe_dropout(&x, p, dropout.as_deref_mut())?;
         // Additive attention bias [B, 1, 1, L]: 0 for tokens, -10000 for padding (as HF BERT).
-        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 10000.0)?.reshape((b, 1, 1, l))?;
+        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 10000.0)?
+            .reshape((b, 1, 1, l))?
+            .to_dtype(x.dtype())?;
         let scale = 1.0 / (hd as f64).sqrt();
         for layer in &self.layers {
             let heads = |t: Tensor| -> Result<Tensor> {
@@ -396,7 +418,11 @@ impl BertClassifier {
             let k = heads(apply(&layer.key, &x)?)?;
             let v = heads(apply(&layer.value, &x)?)?;
             let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
-            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let probs = if self.fused {
+                candle_nn::ops::softmax_last_dim(&scores)?
+            } else {
+                candle_nn::ops::softmax(&scores, D::Minus1)?
+            };
             let probs = maybe_dropout(
                 &probs,
                 c.attention_probs_dropout_prob,
@@ -409,11 +435,11 @@ impl BertClassifier {
                 .reshape((b, l, h))?;
             let a = apply(&layer.attn_out, &ctx)?;
             let a = maybe_dropout(&a, p, dropout.as_deref_mut())?;
-            let x1 = layer.attn_norm.forward(&(a + &x)?)?;
+            let x1 = layer.attn_norm.forward(&(a + &x)?, self.fused)?;
             let m = self.act(&apply(&layer.intermediate, &x1)?)?;
             let o = apply(&layer.output, &m)?;
             let o = maybe_dropout(&o, p, dropout.as_deref_mut())?;
-            x = layer.out_norm.forward(&(o + &x1)?)?;
+            x = layer.out_norm.forward(&(o + &x1)?, self.fused)?;
         }
         Ok(x)
     }

@@ -8,6 +8,7 @@
 pub mod bert;
 pub mod cnn;
 pub mod folder;
+pub mod infer;
 pub mod init;
 pub mod tokenizer;
 pub mod wordpiece;

@@ -74,6 +74,12 @@ pub fn fingerprint(plan: &Plan, settings: &RunSettings, inputs: &[String]) -> St
         "shard": settings.shard,
         "batch_size": settings.batch_size,
         "inputs": inputs,
+        // Model stages compute differently on a GPU or at another precision.
+        "numerics": plan
+            .stages
+            .iter()
+            .any(|s| crate::registry::uses_models(s.kind.name()))
+            .then(|| settings.placement.numerics()),
     });
     let digest = Sha256::digest(doc.to_string().as_bytes());
     hex::encode(&digest[..16])

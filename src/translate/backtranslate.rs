@@ -287,6 +287,7 @@ impl Backtranslate {
                 MarianPair::load(
                     Path::new(cfg.forward_model.as_deref().unwrap_or_default()),
                     Path::new(cfg.backward_model.as_deref().unwrap_or_default()),
+                    &cx.settings.compute()?.device,
                 )
                 .map_err(|e| e.context(format!("stage `{}`", cx.stage)))?,
             ),

@@ -263,8 +263,10 @@ fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
 }
 
 impl Marian {
-    /// Loads a model folder (see the module docs) on the CPU.
-    pub fn load(folder: &Path) -> Result<Self> {
+    /// Loads a model folder (see the module docs) onto `device`, in f32: candle's Marian
+    /// decoder adds an f32 causal mask to its attention scores, so it cannot run in half
+    /// precision.
+    pub fn load(folder: &Path, device: &Device) -> Result<Self> {
         if !folder.is_dir() {
             return Err(missing(folder, "expected a Marian model folder"));
         }
@@ -292,9 +294,9 @@ impl Marian {
                 "the model's weights (a pytorch_model.bin can be converted, see docs/MARIAN.md)",
             ));
         }
-        let device = Device::Cpu;
+        let device = device.clone();
         let tensors = crate::models::folder::read_safetensors(&weights_path, &device)?;
-        let tensors = complete_tensors(tensors, &config, &weights_path)?;
+        let tensors = complete_tensors(tensors, &config, &weights_path, &device)?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = MTModel::new(&config.to_candle(), vb).map_err(|e| {
             Error::user(format!(
@@ -641,6 +643,7 @@ fn complete_tensors(
     mut tensors: HashMap<String, Tensor>,
     cfg: &MarianConfig,
     path: &Path,
+    device: &Device,
 ) -> Result<HashMap<String, Tensor>> {
     // Checkpoints saved with tied weights may keep only one of the embedding copies.
     if !tensors.contains_key("model.shared.weight") {
@@ -658,7 +661,7 @@ fn complete_tensors(
     if !tensors.contains_key("final_logits_bias") {
         tensors.insert(
             "final_logits_bias".into(),
-            Tensor::zeros((1, cfg.vocab_size), DType::F32, &Device::Cpu)?,
+            Tensor::zeros((1, cfg.vocab_size), DType::F32, device)?,
         );
     }
     let mut problems = Vec::new();
@@ -770,11 +773,11 @@ fn direction_seed(seed: u64, direction: &str) -> u64 {
 }
 
 impl MarianPair {
-    /// Loads both folders; errors name the direction.
-    pub fn load(forward: &Path, backward: &Path) -> Result<Self> {
+    /// Loads both folders onto `device`; errors name the direction.
+    pub fn load(forward: &Path, backward: &Path, device: &Device) -> Result<Self> {
         Ok(MarianPair {
-            forward: Marian::load(forward).map_err(|e| e.context("`forward_model`"))?,
-            backward: Marian::load(backward).map_err(|e| e.context("`backward_model`"))?,
+            forward: Marian::load(forward, device).map_err(|e| e.context("`forward_model`"))?,
+            backward: Marian::load(backward, device).map_err(|e| e.context("`backward_model`"))?,
         })
     }
 
@@ -835,7 +838,7 @@ mod tests {
             ..TinyMarian::default()
         };
         write_tiny_marian(dir.path(), &t).unwrap();
-        let m = Marian::load(dir.path()).unwrap();
+        let m = Marian::load(dir.path(), &Device::Cpu).unwrap();
         (dir, m)
     }
 
@@ -1000,7 +1003,7 @@ mod tests {
             },
         )
         .unwrap();
-        let pair = MarianPair::load(&f, &b).unwrap();
+        let pair = MarianPair::load(&f, &b, &Device::Cpu).unwrap();
         let mut texts = texts();
         texts.push(vec!["film"; 80].join(" "));
         let seeds: Vec<u64> = (0..texts.len() as u64).collect();
@@ -1017,7 +1020,7 @@ mod tests {
     fn missing_files_are_named_with_what_to_put_there() {
         let dir = tempfile::tempdir().unwrap();
         let nope = dir.path().join("nope");
-        let e = Marian::load(&nope).err().unwrap();
+        let e = Marian::load(&nope, &Device::Cpu).err().unwrap();
         assert!(
             e.render().contains("nope") && e.render().contains("config.json"),
             "{}",
@@ -1025,7 +1028,7 @@ mod tests {
         );
         write_tiny_marian(dir.path(), &TinyMarian::default()).unwrap();
         std::fs::rename(dir.path().join(SHARED_TOKENIZER), dir.path().join("x.json")).unwrap();
-        let e = Marian::load(dir.path()).err().unwrap().render();
+        let e = Marian::load(dir.path(), &Device::Cpu).err().unwrap().render();
         assert!(
             e.contains(SOURCE_TOKENIZER) && e.contains("docs/MARIAN.md"),
             "{e}"
@@ -1036,9 +1039,9 @@ mod tests {
             dir.path().join(TARGET_TOKENIZER),
         )
         .unwrap();
-        Marian::load(dir.path()).unwrap();
+        Marian::load(dir.path(), &Device::Cpu).unwrap();
         std::fs::remove_file(dir.path().join(WEIGHTS_FILE)).unwrap();
-        let e = Marian::load(dir.path()).err().unwrap().render();
+        let e = Marian::load(dir.path(), &Device::Cpu).err().unwrap().render();
         assert!(
             e.contains(WEIGHTS_FILE) && e.contains("does not exist"),
             "{e}"
@@ -1055,7 +1058,7 @@ mod tests {
             serde_json::to_string(&cfg).unwrap(),
         )
         .unwrap();
-        let e = Marian::load(dir.path()).err().unwrap().render();
+        let e = Marian::load(dir.path(), &Device::Cpu).err().unwrap().render();
         assert!(
             e.contains("model.encoder.layers.1") && e.contains("missing"),
             "{e}"
@@ -1068,7 +1071,7 @@ mod tests {
             serde_json::to_string(&cfg).unwrap(),
         )
         .unwrap();
-        let e = Marian::load(dir.path()).err().unwrap().render();
+        let e = Marian::load(dir.path(), &Device::Cpu).err().unwrap().render();
         assert!(e.contains("share_encoder_decoder_embeddings"), "{e}");
     }
 }

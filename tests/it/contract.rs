@@ -67,6 +67,7 @@ fn every_stage_kind_keeps_the_contract() {
             shard: None,
             batch_size: 1024,
             threads: 1,
+            placement: Default::default(),
         };
         let planned = plan::build(&parsed, &settings, "example")
             .unwrap_or_else(|e| panic!("{}: example does not build:\n{}", kind.name(), e.render()));

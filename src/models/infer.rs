@@ -1,0 +1,208 @@
+//! [`Predictor`]: a classifier prepared for inference on a device and dtype, fed by
+//! length-bucketed batches under a token budget.
+//!
+//! Texts are tokenized up front (in parallel on the caller's rayon pool), grouped by
+//! [`crate::batching::token_batches`] so that each forward pass holds at most `max_tokens`
+//! padded tokens, and uploaded by a producer thread through a bounded queue while the caller's
+//! thread runs the previous batch: host-side padding and host-to-device copies overlap with
+//! the device's work, and device memory stays bounded by the budget.
+
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+
+use super::bert::BertClassifier;
+use super::cnn::CnnClassifier;
+use super::folder::{Model, ModelConfig};
+use super::tokenizer::TextTokenizer;
+use super::Classifier;
+use crate::batching::token_batches;
+use crate::device::Compute;
+use crate::error::{Error, Result};
+
+/// Batches the producer may prepare ahead of the device.
+const PREFETCH: usize = 2;
+
+/// How a [`Predictor`] groups rows into forward passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most rows per forward pass.
+    pub max_rows: usize,
+    /// Most padded tokens (rows × longest row) per forward pass; a longer row goes alone.
+    pub max_tokens: usize,
+}
+
+impl BatchLimits {
+    /// Defaults for `compute`: 64 rows / 8,192 tokens on the CPU, 512 rows / 65,536 tokens on
+    /// a GPU (which needs larger batches to be busy).
+    pub fn default_for(compute: &Compute) -> Self {
+        if compute.device.is_cpu() {
+            BatchLimits {
+                max_rows: 64,
+                max_tokens: 8192,
+            }
+        } else {
+            BatchLimits {
+                max_rows: 512,
+                max_tokens: 65536,
+            }
+        }
+    }
+}
+
+/// What one [`Predictor::logits`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassStats {
+    /// Forward passes.
+    pub batches: u64,
+    /// Real tokens (special tokens included).
+    pub tokens: u64,
+    /// Tokens including padding.
+    pub padded_tokens: u64,
+}
+
+/// A classifier on a device at an inference dtype (see module docs).
+pub struct Predictor {
+    classifier: Box<dyn Classifier>,
+    tokenizer: TextTokenizer,
+    max_len: usize,
+    compute: Compute,
+}
+
+impl Model {
+    /// A copy of this model for inference on `compute`: BERT in `compute.dtype` with fused
+    /// layer norm and softmax; the CNN stays f32 (its convolutions gain nothing from half
+    /// precision at its size).
+    pub fn predictor(&self, compute: &Compute) -> Result<Predictor> {
+        let dtype = match self.config {
+            ModelConfig::Bert(_) => compute.dtype,
+            ModelConfig::Cnn(_) => DType::F32,
+        };
+        let tensors = {
+            let data = self.varmap.data().lock().expect("varmap lock poisoned");
+            data.iter()
+                .map(|(k, v)| {
+                    let t = v.as_tensor().to_dtype(dtype)?.to_device(&compute.device)?;
+                    Ok((k.clone(), t))
+                })
+                .collect::<Result<std::collections::HashMap<_, _>>>()?
+        };
+        let vb = VarBuilder::from_tensors(tensors, dtype, &compute.device);
+        let classifier: Box<dyn Classifier> = match &self.config {
+            ModelConfig::Bert(c) => Box::new(BertClassifier::for_inference(c, vb)?),
+            ModelConfig::Cnn(c) => Box::new(CnnClassifier::new(c, vb)?),
+        };
+        Ok(Predictor {
+            classifier,
+            tokenizer: self.tokenizer.clone(),
+            max_len: self.info.max_len,
+            compute: Compute {
+                device: compute.device.clone(),
+                dtype,
+            },
+        })
+    }
+}
+
+/// One padded batch on its way to the device.
+struct Prepared {
+    rows: Vec<usize>,
+    ids: Tensor,
+    mask: Tensor,
+}
+
+impl Predictor {
+    /// Where the model runs.
+    pub fn compute(&self) -> &Compute {
+        &self.compute
+    }
+
+    /// Token ids of every text (specials included, truncated to the model's `max_len`),
+    /// tokenized in parallel on the current rayon pool.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        texts
+            .par_iter()
+            .map(|t| self.tokenizer.encode(t, self.max_len))
+            .collect()
+    }
+
+    /// Logits (f32, temperature 1) of every text, in input order, and what it took.
+    pub fn logits(&self, texts: &[&str], limits: BatchLimits) -> Result<(Vec<Vec<f32>>, PassStats)> {
+        let encoded = self.tokenize(texts)?;
+        self.logits_of(&encoded, limits)
+    }
+
+    /// Logits of already tokenized rows (see [`Self::tokenize`]).
+    pub fn logits_of(
+        &self,
+        encoded: &[Vec<u32>],
+        limits: BatchLimits,
+    ) -> Result<(Vec<Vec<f32>>, PassStats)> {
+        if limits.max_rows == 0 || limits.max_tokens == 0 {
+            return Err(Error::user("batch limits must be at least 1"));
+        }
+        // Empty rows still take one (padding) position, as the model needs a length of 1.
+        let lengths: Vec<usize> = encoded.iter().map(|r| r.len().max(1)).collect();
+        let batches = token_batches(&lengths, limits.max_tokens, limits.max_rows);
+        let mut stats = PassStats::default();
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); encoded.len()];
+        let pad = self.tokenizer.pad_id();
+        let device = &self.compute.device;
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = crossbeam_channel::bounded::<Result<Prepared>>(PREFETCH);
+            let batches = &batches;
+            let lengths = &lengths;
+            scope.spawn(move || {
+                for rows in batches {
+                    let prepared = pad_batch(encoded, lengths, rows, pad, device);
+                    let failed = prepared.is_err();
+                    if tx.send(prepared).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            for prepared in rx {
+                let p = prepared?;
+                let (b, len) = p.ids.dims2()?;
+                stats.batches += 1;
+                stats.padded_tokens += (b * len) as u64;
+                stats.tokens += p.rows.iter().map(|&i| encoded[i].len() as u64).sum::<u64>();
+                let logits = self
+                    .classifier
+                    .forward(&p.ids, &p.mask, None)?
+                    .to_dtype(DType::F32)?
+                    .to_vec2::<f32>()?;
+                for (&i, l) in p.rows.iter().zip(logits) {
+                    out[i] = l;
+                }
+            }
+            Ok(())
+        })?;
+        Ok((out, stats))
+    }
+}
+
+/// Pads the rows of one batch to its longest row and uploads ids and mask.
+fn pad_batch(
+    encoded: &[Vec<u32>],
+    lengths: &[usize],
+    rows: &[usize],
+    pad: u32,
+    device: &candle_core::Device,
+) -> Result<Prepared> {
+    let len = rows.iter().map(|&i| lengths[i]).max().unwrap_or(1);
+    let mut ids = Vec::with_capacity(rows.len() * len);
+    let mut mask = Vec::with_capacity(rows.len() * len);
+    for &i in rows {
+        let r = &encoded[i];
+        ids.extend_from_slice(r);
+        mask.extend(std::iter::repeat_n(1u32, r.len()));
+        ids.extend(std::iter::repeat_n(pad, len - r.len()));
+        mask.extend(std::iter::repeat_n(0u32, len - r.len()));
+    }
+    Ok(Prepared {
+        rows: rows.to_vec(),
+        ids: Tensor::from_vec(ids, (rows.len(), len), device)?,
+        mask: Tensor::from_vec(mask, (rows.len(), len), device)?,
+    })
+}
