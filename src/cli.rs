@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::device::{DeviceSpec, Placement, Precision};
 use crate::distill::{self, train::TrainConfig};
 use crate::error::{Error, Result};
 use crate::pipeline::plan;
 use crate::pipeline::runner::{self, RunOptions, RunReport};
 use crate::pipeline::spec::{self, PipelineSpec, StageSpec};
 use crate::registry::{self, Role};
-use crate::device::{DeviceSpec, Placement, Precision};
 use crate::stage::RunSettings;
 
 /// Prepare data for knowledge distillation: augment Parquet text corpora, reproducibly.
@@ -239,12 +239,20 @@ impl ModelArgs {
     }
 }
 
+/// A parse error as one line for clap: the message, then the hint.
+fn one_line(e: Error) -> String {
+    match e.hint() {
+        Some(h) => format!("{e}; {h}"),
+        None => e.to_string(),
+    }
+}
+
 fn parse_device(s: &str) -> std::result::Result<DeviceSpec, String> {
-    s.parse::<DeviceSpec>().map_err(|e| e.render())
+    s.parse::<DeviceSpec>().map_err(one_line)
 }
 
 fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
-    s.parse::<Precision>().map_err(|e| e.render())
+    s.parse::<Precision>().map_err(one_line)
 }
 
 #[derive(Debug, Args)]

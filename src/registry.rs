@@ -11,7 +11,13 @@ use crate::error::Result;
 use crate::stage::{RunSettings, Sink, Source, Transform};
 
 /// Kinds that run neural models, and so follow `--device` and `--precision`.
-pub const MODEL_KINDS: &[&str] = &["teacher", "train", "generate", "lm_teacher", "backtranslate"];
+pub const MODEL_KINDS: &[&str] = &[
+    "teacher",
+    "train",
+    "generate",
+    "lm_teacher",
+    "backtranslate",
+];
 
 /// Whether stages of `kind` run neural models.
 pub fn uses_models(kind: &str) -> bool {

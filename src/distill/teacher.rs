@@ -12,9 +12,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::batch::{col, Batch};
+use crate::device::Compute;
 use crate::distill::data::TEACHER_LOGITS;
 use crate::error::{Error, Result};
-use crate::device::Compute;
 use crate::models::folder::Model;
 use crate::models::infer::{BatchLimits, PassStats, Predictor};
 use crate::registry::{keys_of, parse_table, BuildContext, Built, Kind, Role};
@@ -288,8 +288,7 @@ impl Transform for TeacherStage {
                 }
                 let counters = &mut cx.tally().counters;
                 *counters.entry("teacher_tokens".into()).or_default() += stats.tokens;
-                *counters.entry("teacher_padded_tokens".into()).or_default() +=
-                    stats.padded_tokens;
+                *counters.entry("teacher_padded_tokens".into()).or_default() += stats.padded_tokens;
             }
             Err(_) => {
                 // Retry row by row so one bad row does not sink the others.

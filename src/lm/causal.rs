@@ -130,10 +130,9 @@ impl CausalLm {
         let device = compute.device.clone();
         let dtype = compute.dtype;
         // SAFETY: the files are memory-mapped read-only and not changed while the model lives.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, &device) }
-            .map_err(|e| {
-                Error::user(format!("cannot read the weights in `{shown}`")).with_source(e)
-            })?;
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, &device) }.map_err(
+            |e| Error::user(format!("cannot read the weights in `{shown}`")).with_source(e),
+        )?;
         let bad = |e: serde_json::Error| {
             Error::user(format!(
                 "`{shown}/config.json` does not describe this architecture"
@@ -563,9 +562,27 @@ mod tests {
                 .fold(0f32, f32::max);
             assert!(diff < 1e-4, "{arch}: {diff}");
             assert_ne!(rows[0], rows[6], "{arch}: positions differ");
+            // In bf16 (what a GPU runs by default) the same folder loads and stays close.
+            let half = Compute {
+                device: Device::Cpu,
+                dtype: DType::BF16,
+            };
+            let mut lm16 = CausalLm::load(tmp.path(), &half).unwrap();
+            let rows16 = lm16.position_logits(&ids).unwrap();
+            let diff = rows16
+                .iter()
+                .flatten()
+                .zip(rows.iter().flatten())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 0.05, "{arch} bf16: {diff}");
+            assert!(lm16.generate("the film was", s, 3).is_ok(), "{arch} bf16");
         }
         let tmp = tempfile::tempdir().unwrap();
-        let err = CausalLm::load(tmp.path(), &Compute::cpu()).err().unwrap().to_string();
+        let err = CausalLm::load(tmp.path(), &Compute::cpu())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("config.json"), "{err}");
     }
 }

@@ -127,7 +127,11 @@ impl Predictor {
     }
 
     /// Logits (f32, temperature 1) of every text, in input order, and what it took.
-    pub fn logits(&self, texts: &[&str], limits: BatchLimits) -> Result<(Vec<Vec<f32>>, PassStats)> {
+    pub fn logits(
+        &self,
+        texts: &[&str],
+        limits: BatchLimits,
+    ) -> Result<(Vec<Vec<f32>>, PassStats)> {
         let encoded = self.tokenize(texts)?;
         self.logits_of(&encoded, limits)
     }
@@ -205,4 +209,144 @@ fn pad_batch(
         ids: Tensor::from_vec(ids, (rows.len(), len), device)?,
         mask: Tensor::from_vec(mask, (rows.len(), len), device)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{BertConfig, CnnConfig};
+    use candle_core::Device;
+
+    fn texts() -> Vec<String> {
+        let words = [
+            "good", "bad", "film", "plot", "very", "the", "a", "story", "slow",
+        ];
+        (0..40)
+            .map(|i| {
+                (0..(1 + (i * 7) % 23))
+                    .map(|j| words[(i + j * 5) % words.len()])
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    fn models() -> Vec<Model> {
+        let t = texts();
+        let refs: Vec<&str> = t.iter().map(|s| s.as_str()).collect();
+        let tok = TextTokenizer::train_wordpiece(&refs, 120).unwrap();
+        let labels = vec!["neg".to_string(), "pos".to_string(), "mixed".to_string()];
+        let bert = Model::new_bert(
+            BertConfig::tiny(tok.vocab_size(), 3),
+            tok.clone(),
+            labels.clone(),
+            5,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let cnn_cfg = CnnConfig {
+            embed_dim: 16,
+            filters: 8,
+            ..CnnConfig::new(tok.vocab_size(), 3)
+        };
+        let cnn = Model::new_cnn(cnn_cfg, tok, labels, 5, &Device::Cpu).unwrap();
+        vec![bert, cnn]
+    }
+
+    #[test]
+    fn f32_logits_match_the_training_path_whatever_the_batching() {
+        let t = texts();
+        let refs: Vec<&str> = t.iter().map(|s| s.as_str()).collect();
+        for model in models() {
+            let want = model.logits(&refs).unwrap();
+            let p = model.predictor(&Compute::cpu()).unwrap();
+            let mut first: Option<Vec<Vec<f32>>> = None;
+            for (max_rows, max_tokens) in [(64, 8192), (1, 8192), (7, 40), (64, 1)] {
+                let limits = BatchLimits {
+                    max_rows,
+                    max_tokens,
+                };
+                let (got, stats) = p.logits(&refs, limits).unwrap();
+                assert_eq!(got.len(), refs.len());
+                for (g, w) in got.iter().zip(&want) {
+                    for (a, b) in g.iter().zip(w) {
+                        assert!((a - b).abs() < 1e-4, "{}: {g:?} vs {w:?}", model.info.kind);
+                    }
+                }
+                let lengths: u64 = p
+                    .tokenize(&refs)
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.len() as u64)
+                    .sum();
+                assert_eq!(stats.tokens, lengths);
+                assert!(stats.padded_tokens >= stats.tokens);
+                if max_rows == 1 || max_tokens == 1 {
+                    assert_eq!(stats.batches, refs.len() as u64);
+                    assert_eq!(stats.padded_tokens, stats.tokens);
+                }
+                // Another grouping pads differently, which may move the last bits only; the
+                // same grouping gives the same bits.
+                let again = p.logits(&refs, limits).unwrap().0;
+                assert_eq!(again, got);
+                match &first {
+                    None => first = Some(got),
+                    Some(f) => {
+                        for (a, b) in f.iter().flatten().zip(got.iter().flatten()) {
+                            assert!((a - b).abs() < 1e-6, "{} {limits:?}", model.info.kind);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn half_precision_stays_close_to_f32() {
+        let t = texts();
+        let refs: Vec<&str> = t.iter().map(|s| s.as_str()).collect();
+        let bert = models().remove(0);
+        let limits = BatchLimits {
+            max_rows: 16,
+            max_tokens: 256,
+        };
+        let (want, _) = bert
+            .predictor(&Compute::cpu())
+            .unwrap()
+            .logits(&refs, limits)
+            .unwrap();
+        for dtype in [DType::BF16, DType::F16] {
+            let compute = Compute {
+                device: Device::Cpu,
+                dtype,
+            };
+            let p = bert.predictor(&compute).unwrap();
+            assert_eq!(p.compute().dtype, dtype);
+            let (got, _) = p.logits(&refs, limits).unwrap();
+            let worst = got
+                .iter()
+                .flatten()
+                .zip(want.iter().flatten())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 0.05, "{dtype:?}: max |Δlogit| = {worst}");
+        }
+        // The CNN stays in f32 whatever is asked.
+        let cnn = models().remove(1);
+        let compute = Compute {
+            device: Device::Cpu,
+            dtype: DType::BF16,
+        };
+        assert_eq!(cnn.predictor(&compute).unwrap().compute().dtype, DType::F32);
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        let p = models().remove(1).predictor(&Compute::cpu()).unwrap();
+        let zero = BatchLimits {
+            max_rows: 0,
+            max_tokens: 10,
+        };
+        assert!(p.logits(&["a"], zero).is_err());
+    }
 }

@@ -1028,7 +1028,10 @@ mod tests {
         );
         write_tiny_marian(dir.path(), &TinyMarian::default()).unwrap();
         std::fs::rename(dir.path().join(SHARED_TOKENIZER), dir.path().join("x.json")).unwrap();
-        let e = Marian::load(dir.path(), &Device::Cpu).err().unwrap().render();
+        let e = Marian::load(dir.path(), &Device::Cpu)
+            .err()
+            .unwrap()
+            .render();
         assert!(
             e.contains(SOURCE_TOKENIZER) && e.contains("docs/MARIAN.md"),
             "{e}"
@@ -1041,7 +1044,10 @@ mod tests {
         .unwrap();
         Marian::load(dir.path(), &Device::Cpu).unwrap();
         std::fs::remove_file(dir.path().join(WEIGHTS_FILE)).unwrap();
-        let e = Marian::load(dir.path(), &Device::Cpu).err().unwrap().render();
+        let e = Marian::load(dir.path(), &Device::Cpu)
+            .err()
+            .unwrap()
+            .render();
         assert!(
             e.contains(WEIGHTS_FILE) && e.contains("does not exist"),
             "{e}"
@@ -1058,7 +1064,10 @@ mod tests {
             serde_json::to_string(&cfg).unwrap(),
         )
         .unwrap();
-        let e = Marian::load(dir.path(), &Device::Cpu).err().unwrap().render();
+        let e = Marian::load(dir.path(), &Device::Cpu)
+            .err()
+            .unwrap()
+            .render();
         assert!(
             e.contains("model.encoder.layers.1") && e.contains("missing"),
             "{e}"
@@ -1071,7 +1080,10 @@ mod tests {
             serde_json::to_string(&cfg).unwrap(),
         )
         .unwrap();
-        let e = Marian::load(dir.path(), &Device::Cpu).err().unwrap().render();
+        let e = Marian::load(dir.path(), &Device::Cpu)
+            .err()
+            .unwrap()
+            .render();
         assert!(e.contains("share_encoder_decoder_embeddings"), "{e}");
     }
 }

@@ -118,6 +118,69 @@ fn unknown_variable_and_bad_flags_are_user_errors() {
     assert!(err.contains("no CUDA support"), "{err}");
 }
 
+/// Every command that runs models takes `--device`; a CPU build refuses CUDA before it
+/// reads or writes anything, and names the way to a CUDA build.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn every_model_command_refuses_cuda_on_a_cpu_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("never");
+    let o = out.to_str().unwrap();
+    let data = fixture();
+    let stage = |kind: &str| -> Vec<String> {
+        ["stage", kind, "--input", &data, "--output", o]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let commands: Vec<Vec<String>> = vec![
+        stage("teacher"),
+        stage("generate"),
+        stage("lm_teacher"),
+        stage("backtranslate"),
+        ["train", "--data", &data, "--out", o]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ["selfdistill", "--data", &data, "--out", o]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ["experiment", "--train", &data, "--test", &data, "--out", o]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ["eval", o, "--data", &data]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    ];
+    for mut args in commands {
+        args.extend(["--device".to_string(), "cuda:1".to_string()]);
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let err = fails(&refs, 1);
+        assert!(
+            err.contains("device `cuda:1` asked for, but this build of retort has no CUDA support"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("make build-cuda"), "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?} wrote its output");
+    }
+    // Misspelt devices and precisions are refused with the choices.
+    let err = fails(
+        &["train", "--data", &data, "--out", o, "--device", "gpu0"],
+        1,
+    );
+    assert!(err.contains("unknown device `gpu0`"), "{err}");
+    assert!(err.contains("cuda:N"), "{err}");
+    let err = fails(
+        &["train", "--data", &data, "--out", o, "--precision", "int8"],
+        1,
+    );
+    assert!(err.contains("unknown precision `int8`"), "{err}");
+    assert!(err.contains("bf16"), "{err}");
+}
+
 #[test]
 fn json_summary_and_inspect() {
     let tmp = tempfile::tempdir().unwrap();
