@@ -4,7 +4,8 @@ CARGO   ?= cargo
 RETORT  := target/debug/retort
 WORDNET := /usr/share/wordnet/data.noun
 
-.PHONY: all build release demo demo-full test lint bench deps assets check-wordnet check-assets chain selfdistill-chain clean
+.PHONY: all build release demo demo-full test lint bench deps assets check-wordnet check-assets chain selfdistill-chain clean \
+	build-cuda check-cuda gpu-bundle gpu-check-cpu
 
 all: build
 
@@ -128,6 +129,27 @@ bench: check-wordnet
 	bash scripts/bench.sh
 	bash scripts/bench-backtranslate.sh
 	bash scripts/bench-lm.sh
+
+# The CUDA binary, built without a GPU from PyPI's CUDA 13.0 wheels (docs/GPU.md):
+# target/cuda/release/retort and target/cuda/retort-cuda.xz. Too heavy for CI (wheels and a
+# 10-minute compile), so it runs on demand.
+build-cuda:
+	bash scripts/build-cuda.sh
+
+# Compiles and lints every cuda-gated line (clippy on the cuda build), without a binary.
+check-cuda:
+	bash scripts/build-cuda.sh check
+
+# What scripts/gpu-check.sh needs on a GPU machine, in target/gpu-check (under 60 MiB).
+gpu-bundle: release
+	bash scripts/gpu-bundle.sh
+
+# The GPU check's dry run on this machine's CPU with small sizes (needs Python with torch
+# and transformers: PYTHON=/path/to/venv/bin/python).
+PYTHON ?= python3
+gpu-check-cpu: release
+	bash scripts/gpu-bundle.sh --cpu 256
+	$(PYTHON) scripts/gpu_check.py --bundle target/gpu-check --out out/gpu-check-cpu --device cpu --quick
 
 clean:
 	rm -rf out

@@ -188,6 +188,26 @@ enum Command {
         #[command(flatten)]
         models: ModelArgs,
     },
+    /// Print rows of Parquet output as JSON lines (one object per row), for `jq` and scripts.
+    Export {
+        /// Output folder (or Parquet file or glob).
+        path: String,
+        /// Columns to print, comma-separated, in this order (default: all).
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
+        /// Stop after this many rows.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Write the tokenizer stored in a GGUF file's metadata as a Hugging Face
+    /// `tokenizer.json` (to build a safetensors folder of the same model).
+    TokenizerFromGguf {
+        /// The GGUF model file.
+        gguf: PathBuf,
+        /// Where to write `tokenizer.json`.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Summarise an output folder: rows by op, labels, rejects, samples, bytes per row.
     Inspect {
         /// Output folder (or Parquet file or glob).
@@ -514,6 +534,33 @@ where
             println!(
                 "{}",
                 serde_json::to_string_pretty(&metrics).unwrap_or_default()
+            );
+            Ok(0)
+        }
+        Command::Export {
+            path,
+            columns,
+            limit,
+        } => {
+            let stdout = std::io::stdout();
+            crate::export::export(
+                &path,
+                &columns,
+                limit,
+                std::io::BufWriter::new(stdout.lock()),
+            )?;
+            Ok(0)
+        }
+        Command::TokenizerFromGguf { gguf, out } => {
+            let content = crate::lm::gguf_tokenizer::read_gguf(&gguf)?;
+            let tokenizer = crate::lm::gguf_tokenizer::tokenizer_from_gguf(&content)?;
+            tokenizer
+                .save(&out, false)
+                .map_err(|e| Error::user(format!("cannot write `{}`: {e}", out.display())))?;
+            eprintln!(
+                "wrote {} ({} tokens)",
+                out.display(),
+                tokenizer.get_vocab_size(true)
             );
             Ok(0)
         }

@@ -100,12 +100,20 @@ fn open_cuda(ordinal: usize) -> Result<Device> {
         return Ok(d.clone());
     }
     let device = Device::new_cuda(ordinal).map_err(|e| {
-        Error::user(format!("cannot open CUDA device {ordinal}"))
-            .with_source(e)
-            .with_hint(
-                "check that `nvidia-smi` lists the GPU and that CUDA_VISIBLE_DEVICES allows it; \
-                 or use `--device cpu`",
-            )
+        // The driver's reason, without the backtrace candle may attach.
+        let text = e.to_string();
+        let reason = text.lines().next().unwrap_or_default();
+        let what = if reason.contains("CUDA_ERROR_NO_DEVICE") {
+            "no CUDA-capable GPU is visible".to_string()
+        } else if reason.contains("CUDA_ERROR_INVALID_DEVICE") {
+            format!("there is no GPU number {ordinal}")
+        } else {
+            reason.to_string()
+        };
+        Error::user(format!("cannot open CUDA device {ordinal}: {what}")).with_hint(
+            "check that `nvidia-smi` lists the GPU and that CUDA_VISIBLE_DEVICES allows it; \
+             or use `--device cpu`",
+        )
     })?;
     open.insert(ordinal, device.clone());
     Ok(device)

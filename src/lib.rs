@@ -23,6 +23,7 @@ pub mod cli;
 pub mod device;
 pub mod distill;
 pub mod error;
+pub mod export;
 pub mod inspect;
 pub mod io;
 pub mod lm;

@@ -207,3 +207,38 @@ fn json_summary_and_inspect() {
         serde_json::from_str(&ok(&["inspect", out.to_str().unwrap(), "--json"])).unwrap();
     assert!(j["bytes_per_row"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn export_prints_chosen_columns_as_json_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o");
+    let o = out.to_str().unwrap();
+    ok(&[
+        "stage",
+        "shuffle",
+        "--input",
+        &fixture(),
+        "--output",
+        o,
+        "--quiet",
+    ]);
+    let text = ok(&["export", o, "--columns", "text,id", "--limit", "3"]);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    // Only the columns asked for, in the order asked.
+    for (raw, l) in text.lines().zip(&lines) {
+        assert!(raw.starts_with("{\"text\":"), "{raw}");
+        assert_eq!(l.as_object().unwrap().len(), 2, "{raw}");
+    }
+    assert_eq!(lines[0]["id"], "r0001/shuffle/0");
+    // Every row, every column, when nothing is chosen.
+    let all = ok(&["export", o]);
+    assert_eq!(all.lines().count(), read_rows(&out).len());
+    assert!(all.lines().next().unwrap().contains("\"op\":\"shuffle\""));
+    let err = fails(&["export", o, "--columns", "txt"], 1);
+    assert!(err.contains("has no column `txt`"), "{err}");
+    assert!(err.contains("its columns: id, parent_id, op"), "{err}");
+}
