@@ -181,6 +181,29 @@ class Check:
             self.row("parity", f"carried teacher, {self.dev} {precision} vs build-machine CPU",
                      f"{worst:.2e}", f"max |Δlogit| over {len(want)} rows (logits up to {spread:.2f})")
             self.results[f"parity_carried_{precision}"] = worst
+        # The same checkpoint in PyTorch (retort writes BertForSequenceClassification folders):
+        # f32 checks the interchange, pure bf16 shows what rounding every activation costs.
+        from transformers import BertForSequenceClassification
+
+        with open(os.path.join(teacher, "retort.json")) as f:
+            max_len = json.load(f)["max_len"]
+        tok = Tokenizer.from_file(os.path.join(teacher, "tokenizer.json"))
+        tok.no_padding()
+        tok.enable_truncation(max_len)
+        out = self.run("parity-rows", ["export", parity, "--columns", "id,text"])
+        rows = [json.loads(l) for l in out.splitlines() if l.strip()]
+        ids, mask = self.encode(tok, [r["text"] for r in rows])
+        for name, dtype in [("f32", torch.float32), ("bf16", torch.bfloat16)]:
+            model = BertForSequenceClassification.from_pretrained(teacher, dtype=dtype)
+            model = model.to(self.torch_dev).eval()
+            with torch.inference_mode():
+                ref = model(input_ids=ids.to(self.torch_dev), attention_mask=mask.to(self.torch_dev),
+                            token_type_ids=torch.zeros_like(ids).to(self.torch_dev)).logits.float().cpu()
+            worst = max(abs(float(ref[i][c]) - want[r["id"]][c])
+                        for i, r in enumerate(rows) for c in range(len(LABELS)))
+            self.row("parity", f"carried teacher, PyTorch {self.torch_dev} {name} vs build-machine CPU",
+                     f"{worst:.2e}", "the retort checkpoint loaded by transformers")
+            self.results[f"parity_carried_torch_{name}"] = worst
 
         # retort against PyTorch f32 on the same random MiniLM and the same rows.
         folder = self.minilm

@@ -271,7 +271,25 @@ fn linear(inp: usize, out: usize, vb: VarBuilder) -> Result<Linear> {
 }
 
 fn apply(l: &Linear, x: &Tensor) -> Result<Tensor> {
-    Ok(candle_nn::Module::forward(l, x)?)
+    let w = l.weight();
+    if w.dtype() == x.dtype() {
+        return Ok(candle_nn::Module::forward(l, x)?);
+    }
+    // Mixed precision (inference only): the product in the weights' half precision (with f32
+    // accumulation on the GPU), the result and the bias in the activations' f32.
+    let y = x
+        .to_dtype(w.dtype())?
+        .broadcast_matmul(&w.t()?)?
+        .to_dtype(x.dtype())?;
+    Ok(match l.bias() {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    })
+}
+
+/// `l` with its weight in `dtype` (the bias stays as it is).
+fn with_weight_dtype(l: &Linear, dtype: DType) -> Result<Linear> {
+    Ok(Linear::new(l.weight().to_dtype(dtype)?, l.bias().cloned()))
 }
 
 #[derive(Debug, Clone)]
@@ -319,11 +337,27 @@ pub struct BertClassifier {
 }
 
 impl BertClassifier {
-    /// The same network for inference only (no gradients): fused layer-norm and softmax
-    /// kernels, in the dtype of `vb` (f32, bf16 or f16).
-    pub fn for_inference(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+    /// The same network for inference only (no gradients), with fused layer-norm and softmax
+    /// kernels. `vb` should hold f32 tensors: activations, layer norms, attention and the
+    /// residual stream stay in f32, and with `matmul_dtype` bf16 or f16 the encoder's linear
+    /// layers (nearly all the work) multiply in that precision.
+    pub fn for_inference(cfg: &BertConfig, vb: VarBuilder, matmul_dtype: DType) -> Result<Self> {
         let mut net = BertClassifier::new(cfg, vb)?;
         net.fused = true;
+        if matmul_dtype != net.word.dtype() {
+            for l in &mut net.layers {
+                for lin in [
+                    &mut l.query,
+                    &mut l.key,
+                    &mut l.value,
+                    &mut l.attn_out,
+                    &mut l.intermediate,
+                    &mut l.output,
+                ] {
+                    *lin = with_weight_dtype(lin, matmul_dtype)?;
+                }
+            }
+        }
         Ok(net)
     }
 

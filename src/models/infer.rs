@@ -70,9 +70,10 @@ pub struct Predictor {
 }
 
 impl Model {
-    /// A copy of this model for inference on `compute`: BERT in `compute.dtype` with fused
-    /// layer norm and softmax; the CNN stays f32 (its convolutions gain nothing from half
-    /// precision at its size).
+    /// A copy of this model for inference on `compute`: BERT with fused layer norm and
+    /// softmax, its encoder's linear layers multiplying in `compute.dtype` and everything else
+    /// in f32 ([`BertClassifier::for_inference`]); the CNN in f32 (its convolutions gain
+    /// nothing from half precision at its size).
     pub fn predictor(&self, compute: &Compute) -> Result<Predictor> {
         let dtype = match self.config {
             ModelConfig::Bert(_) => compute.dtype,
@@ -82,14 +83,14 @@ impl Model {
             let data = self.varmap.data().lock().expect("varmap lock poisoned");
             data.iter()
                 .map(|(k, v)| {
-                    let t = v.as_tensor().to_dtype(dtype)?.to_device(&compute.device)?;
+                    let t = v.as_tensor().to_device(&compute.device)?;
                     Ok((k.clone(), t))
                 })
                 .collect::<Result<std::collections::HashMap<_, _>>>()?
         };
-        let vb = VarBuilder::from_tensors(tensors, dtype, &compute.device);
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &compute.device);
         let classifier: Box<dyn Classifier> = match &self.config {
-            ModelConfig::Bert(c) => Box::new(BertClassifier::for_inference(c, vb)?),
+            ModelConfig::Bert(c) => Box::new(BertClassifier::for_inference(c, vb, dtype)?),
             ModelConfig::Cnn(c) => Box::new(CnnClassifier::new(c, vb)?),
         };
         Ok(Predictor {
@@ -329,7 +330,8 @@ mod tests {
                 .zip(want.iter().flatten())
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
-            assert!(worst < 0.05, "{dtype:?}: max |Δlogit| = {worst}");
+            // Half-precision products, f32 everywhere else: close to the f32 logits.
+            assert!(worst < 0.01, "{dtype:?}: max |Δlogit| = {worst}");
         }
         // The CNN stays in f32 whatever is asked.
         let cnn = models().remove(1);
