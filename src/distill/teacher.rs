@@ -167,18 +167,23 @@ impl Teacher {
 
     /// Logits at temperature 1 for each text (for an ensemble: log mean probability).
     pub fn logits(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        Ok(self.logits_with_stats(texts)?.0)
+        Ok(self.logits_with_stats(texts, None)?.0)
     }
 
-    /// [`Self::logits`], with the forward passes' token counts (summed over members).
-    pub fn logits_with_stats(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, PassStats)> {
+    /// [`Self::logits`], tokenizing on `pool` (default: the global rayon pool), with the
+    /// forward passes' token counts (summed over members).
+    pub fn logits_with_stats(
+        &self,
+        texts: &[&str],
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<(Vec<Vec<f32>>, PassStats)> {
         if self.members.len() == 1 {
-            return self.members[0].logits(texts, self.limits);
+            return self.members[0].logits(texts, self.limits, pool);
         }
         let mut stats = PassStats::default();
         let mut mean = vec![vec![0f64; self.classes()]; texts.len()];
         for m in &self.members {
-            let (logits, s) = m.logits(texts, self.limits)?;
+            let (logits, s) = m.logits(texts, self.limits, pool)?;
             stats.batches += s.batches;
             stats.tokens += s.tokens;
             stats.padded_tokens += s.padded_tokens;
@@ -280,8 +285,7 @@ impl Transform for TeacherStage {
         let texts: Vec<&str> = rows.iter().map(|&i| text.value(i)).collect();
         let classes = self.teacher.classes();
         let mut logits: Vec<Option<Vec<f32>>> = vec![None; n];
-        let teacher = &self.teacher;
-        match cx.pool.install(|| teacher.logits_with_stats(&texts)) {
+        match self.teacher.logits_with_stats(&texts, Some(&cx.pool)) {
             Ok((ls, stats)) => {
                 for (&i, l) in rows.iter().zip(ls) {
                     logits[i] = Some(l);

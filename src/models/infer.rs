@@ -1,11 +1,12 @@
 //! [`Predictor`]: a classifier prepared for inference on a device and dtype, fed by
 //! length-bucketed batches under a token budget.
 //!
-//! Texts are tokenized up front (in parallel on the caller's rayon pool), grouped by
-//! [`crate::batching::token_batches`] so that each forward pass holds at most `max_tokens`
-//! padded tokens, and uploaded by a producer thread through a bounded queue while the caller's
-//! thread runs the previous batch: host-side padding and host-to-device copies overlap with
-//! the device's work, and device memory stays bounded by the budget.
+//! A producer thread tokenizes the texts window by window (shortest first, in parallel on the
+//! stage's rayon pool), groups each window with [`crate::batching::token_batches`] so that a
+//! forward pass holds at most `max_tokens` padded tokens, pads and uploads the batches, and
+//! queues them through a bounded channel while the caller's thread runs the previous batch:
+//! tokenization, padding and host-to-device copies overlap with the device's work, and device
+//! memory stays bounded by the budget.
 
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
@@ -108,6 +109,7 @@ impl Model {
 /// One padded batch on its way to the device.
 struct Prepared {
     rows: Vec<usize>,
+    tokens: u64,
     ids: Tensor,
     mask: Tensor,
 }
@@ -128,41 +130,53 @@ impl Predictor {
     }
 
     /// Logits (f32, temperature 1) of every text, in input order, and what it took.
+    ///
+    /// A producer thread takes the texts shortest first (by bytes) in windows of
+    /// `limits.max_rows`, tokenizes each window on `pool` (or the global rayon pool), cuts it
+    /// into token-budget batches, pads and uploads them, and queues them (two ahead) while
+    /// this thread runs the forward passes: tokenizing, padding and copying to the device
+    /// overlap with the device's work. The grouping depends only on the texts and limits.
     pub fn logits(
         &self,
         texts: &[&str],
         limits: BatchLimits,
-    ) -> Result<(Vec<Vec<f32>>, PassStats)> {
-        let encoded = self.tokenize(texts)?;
-        self.logits_of(&encoded, limits)
-    }
-
-    /// Logits of already tokenized rows (see [`Self::tokenize`]).
-    pub fn logits_of(
-        &self,
-        encoded: &[Vec<u32>],
-        limits: BatchLimits,
+        pool: Option<&rayon::ThreadPool>,
     ) -> Result<(Vec<Vec<f32>>, PassStats)> {
         if limits.max_rows == 0 || limits.max_tokens == 0 {
             return Err(Error::user("batch limits must be at least 1"));
         }
-        // Empty rows still take one (padding) position, as the model needs a length of 1.
-        let lengths: Vec<usize> = encoded.iter().map(|r| r.len().max(1)).collect();
-        let batches = token_batches(&lengths, limits.max_tokens, limits.max_rows);
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| (texts[i].len(), i));
         let mut stats = PassStats::default();
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); encoded.len()];
-        let pad = self.tokenizer.pad_id();
-        let device = &self.compute.device;
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = crossbeam_channel::bounded::<Result<Prepared>>(PREFETCH);
-            let batches = &batches;
-            let lengths = &lengths;
+            let order = &order;
             scope.spawn(move || {
-                for rows in batches {
-                    let prepared = pad_batch(encoded, lengths, rows, pad, device);
-                    let failed = prepared.is_err();
-                    if tx.send(prepared).is_err() || failed {
-                        break;
+                for window in order.chunks(limits.max_rows) {
+                    let encode = || -> Result<Vec<Vec<u32>>> {
+                        let picked: Vec<&str> = window.iter().map(|&i| texts[i]).collect();
+                        self.tokenize(&picked)
+                    };
+                    let encoded = match pool {
+                        Some(p) => p.install(encode),
+                        None => encode(),
+                    };
+                    let encoded = match encoded {
+                        Ok(e) => e,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    // Empty rows still take one (padding) position: the model needs a length.
+                    let lengths: Vec<usize> = encoded.iter().map(|r| r.len().max(1)).collect();
+                    for batch in token_batches(&lengths, limits.max_tokens, limits.max_rows) {
+                        let prepared = self.pad_batch(window, &encoded, &lengths, &batch);
+                        let failed = prepared.is_err();
+                        if tx.send(prepared).is_err() || failed {
+                            return;
+                        }
                     }
                 }
             });
@@ -171,7 +185,7 @@ impl Predictor {
                 let (b, len) = p.ids.dims2()?;
                 stats.batches += 1;
                 stats.padded_tokens += (b * len) as u64;
-                stats.tokens += p.rows.iter().map(|&i| encoded[i].len() as u64).sum::<u64>();
+                stats.tokens += p.tokens;
                 let logits = self
                     .classifier
                     .forward(&p.ids, &p.mask, None)?
@@ -185,31 +199,35 @@ impl Predictor {
         })?;
         Ok((out, stats))
     }
-}
 
-/// Pads the rows of one batch to its longest row and uploads ids and mask.
-fn pad_batch(
-    encoded: &[Vec<u32>],
-    lengths: &[usize],
-    rows: &[usize],
-    pad: u32,
-    device: &candle_core::Device,
-) -> Result<Prepared> {
-    let len = rows.iter().map(|&i| lengths[i]).max().unwrap_or(1);
-    let mut ids = Vec::with_capacity(rows.len() * len);
-    let mut mask = Vec::with_capacity(rows.len() * len);
-    for &i in rows {
-        let r = &encoded[i];
-        ids.extend_from_slice(r);
-        mask.extend(std::iter::repeat_n(1u32, r.len()));
-        ids.extend(std::iter::repeat_n(pad, len - r.len()));
-        mask.extend(std::iter::repeat_n(0u32, len - r.len()));
+    /// Pads rows `batch` of a window (indices into `encoded`) to the longest and uploads ids
+    /// and mask; `window` maps them back to input rows.
+    fn pad_batch(
+        &self,
+        window: &[usize],
+        encoded: &[Vec<u32>],
+        lengths: &[usize],
+        batch: &[usize],
+    ) -> Result<Prepared> {
+        let pad = self.tokenizer.pad_id();
+        let len = batch.iter().map(|&j| lengths[j]).max().unwrap_or(1);
+        let mut ids = Vec::with_capacity(batch.len() * len);
+        let mut mask = Vec::with_capacity(batch.len() * len);
+        for &j in batch {
+            let r = &encoded[j];
+            ids.extend_from_slice(r);
+            mask.extend(std::iter::repeat_n(1u32, r.len()));
+            ids.extend(std::iter::repeat_n(pad, len - r.len()));
+            mask.extend(std::iter::repeat_n(0u32, len - r.len()));
+        }
+        let device = &self.compute.device;
+        Ok(Prepared {
+            rows: batch.iter().map(|&j| window[j]).collect(),
+            tokens: batch.iter().map(|&j| encoded[j].len() as u64).sum(),
+            ids: Tensor::from_vec(ids, (batch.len(), len), device)?,
+            mask: Tensor::from_vec(mask, (batch.len(), len), device)?,
+        })
     }
-    Ok(Prepared {
-        rows: rows.to_vec(),
-        ids: Tensor::from_vec(ids, (rows.len(), len), device)?,
-        mask: Tensor::from_vec(mask, (rows.len(), len), device)?,
-    })
 }
 
 #[cfg(test)]
@@ -267,7 +285,7 @@ mod tests {
                     max_rows,
                     max_tokens,
                 };
-                let (got, stats) = p.logits(&refs, limits).unwrap();
+                let (got, stats) = p.logits(&refs, limits, None).unwrap();
                 assert_eq!(got.len(), refs.len());
                 for (g, w) in got.iter().zip(&want) {
                     for (a, b) in g.iter().zip(w) {
@@ -288,7 +306,7 @@ mod tests {
                 }
                 // Another grouping pads differently, which may move the last bits only; the
                 // same grouping gives the same bits.
-                let again = p.logits(&refs, limits).unwrap().0;
+                let again = p.logits(&refs, limits, None).unwrap().0;
                 assert_eq!(again, got);
                 match &first {
                     None => first = Some(got),
@@ -314,7 +332,7 @@ mod tests {
         let (want, _) = bert
             .predictor(&Compute::cpu())
             .unwrap()
-            .logits(&refs, limits)
+            .logits(&refs, limits, None)
             .unwrap();
         for dtype in [DType::BF16, DType::F16] {
             let compute = Compute {
@@ -323,7 +341,7 @@ mod tests {
             };
             let p = bert.predictor(&compute).unwrap();
             assert_eq!(p.compute().dtype, dtype);
-            let (got, _) = p.logits(&refs, limits).unwrap();
+            let (got, _) = p.logits(&refs, limits, None).unwrap();
             let worst = got
                 .iter()
                 .flatten()
@@ -343,12 +361,36 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_size_does_not_change_a_bit() {
+        let t = texts();
+        let refs: Vec<&str> = t.iter().map(|s| s.as_str()).collect();
+        let limits = BatchLimits {
+            max_rows: 8,
+            max_tokens: 128,
+        };
+        for model in models() {
+            let p = model.predictor(&Compute::cpu()).unwrap();
+            let runs: Vec<Vec<Vec<f32>>> = [1, 2]
+                .iter()
+                .map(|&n| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(n)
+                        .build()
+                        .unwrap();
+                    p.logits(&refs, limits, Some(&pool)).unwrap().0
+                })
+                .collect();
+            assert_eq!(runs[0], runs[1], "{}", model.info.kind);
+        }
+    }
+
+    #[test]
     fn zero_limits_are_refused() {
         let p = models().remove(1).predictor(&Compute::cpu()).unwrap();
         let zero = BatchLimits {
             max_rows: 0,
             max_tokens: 10,
         };
-        assert!(p.logits(&["a"], zero).is_err());
+        assert!(p.logits(&["a"], zero, None).is_err());
     }
 }
