@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TEST=../shared/datasets/sst2/test.parquet
 BIN=target/release/retort
 OUT=target/bench-data/lm
-ROWS=${BENCH_LM_ROWS:-40}
+ROWS=${BENCH_LM_ROWS:-300}
 log() { echo "bench-lm: $*" >&2; }
 
 [[ -f $TEST ]] || { log "skipped: $TEST absent"; exit 0; }

@@ -1,19 +1,22 @@
 //! A causal language model, with seeded sampling (temperature, top-p): a GGUF file of llama
-//! architecture (e.g. SmolLM2-135M-Instruct) run with candle's quantized llama, or a Hugging
-//! Face folder (`config.json`, `tokenizer.json`, `*.safetensors`) of llama or qwen2
-//! architecture run in f32.
+//! architecture (e.g. SmolLM2-135M-Instruct, quantized weights), or a Hugging Face folder
+//! (`config.json`, `tokenizer.json`, `*.safetensors`) of llama or qwen2 architecture, both run
+//! by retort's own [`Decoder`].
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::DType;
 use candle_nn::VarBuilder;
-use candle_transformers::models::quantized_llama::ModelWeights;
-use candle_transformers::models::{llama, qwen2};
 use rand::{Rng, SeedableRng};
 use tokenizers::Tokenizer;
 
 use crate::device::Compute;
 use crate::error::{Error, Result};
+use crate::lm::decoder::{Decoder, GgufWeights};
+
+/// GGUF weights are dequantized into the compute dtype when they then take at most this many
+/// bytes (a 1B-parameter model in f32), and kept quantized otherwise.
+pub const DENSE_LIMIT_BYTES: u64 = 4 << 30;
 use crate::lm::gguf_tokenizer;
 
 /// How to pick each next token.
@@ -43,7 +46,7 @@ pub struct Generated {
 /// A loaded model and its tokenizer. Clones share the weights and have their own cache.
 #[derive(Clone)]
 pub struct CausalLm {
-    backend: Backend,
+    decoder: Decoder,
     /// The tokenizer rebuilt from the GGUF metadata.
     pub tokenizer: Tokenizer,
     /// Tokens that end a generation (the file's end-of-sequence token, and `<|im_end|>` for
@@ -52,14 +55,12 @@ pub struct CausalLm {
     /// Whether the chat template is ChatML (`<|im_start|>role ... <|im_end|>`).
     pub chatml: bool,
     bos: Option<u32>,
-    device: Device,
-    /// Dtype of activations and key-value cache (folders follow `--precision`).
-    dtype: DType,
 }
 
 impl CausalLm {
-    /// Loads a model onto `compute`: a GGUF file (quantized weights, f32 activations), or a
-    /// Hugging Face folder of llama or qwen2 architecture (in `compute.dtype`).
+    /// Loads a model onto `compute`: a GGUF file (dequantized into `compute.dtype` when it fits
+    /// [`DENSE_LIMIT_BYTES`], else quantized weights with f32 activations), or a Hugging Face
+    /// folder of llama or qwen2 architecture (in `compute.dtype`).
     pub fn load(path: &Path, compute: &Compute) -> Result<CausalLm> {
         if path.is_dir() {
             return Self::load_folder(path, compute);
@@ -79,21 +80,17 @@ impl CausalLm {
         }
         let bos = gguf_tokenizer::special_id(&content, "tokenizer.ggml.bos_token_id")
             .or_else(|| stop.first().copied());
-        let device = compute.device.clone();
         let mut f = fs_err::File::open(path)
             .map_err(|e| Error::user(format!("cannot open `{}`", path.display())).with_source(e))?;
-        let weights = ModelWeights::from_gguf(content, &mut f, &device).map_err(|e| {
-            Error::user(format!("cannot load the model in `{}`", path.display())).with_source(e)
-        })?;
+        let weights = GgufWeights::choose(&content, compute.dtype, DENSE_LIMIT_BYTES);
+        let decoder = Decoder::from_gguf(&content, &mut f, &compute.device, weights)
+            .map_err(|e| e.context(format!("cannot load the model in `{}`", path.display())))?;
         Ok(CausalLm {
-            backend: Backend::Gguf(weights),
+            decoder,
             tokenizer,
             stop,
             chatml,
             bos,
-            device,
-            // Quantized weights; activations are f32.
-            dtype: DType::F32,
         })
     }
 
@@ -133,37 +130,8 @@ impl CausalLm {
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, &device) }.map_err(
             |e| Error::user(format!("cannot read the weights in `{shown}`")).with_source(e),
         )?;
-        let bad = |e: serde_json::Error| {
-            Error::user(format!(
-                "`{shown}/config.json` does not describe this architecture"
-            ))
-            .with_source(e)
-        };
-        let model_type = config["model_type"].as_str().unwrap_or_default();
-        let backend = match model_type {
-            "llama" => {
-                let cfg: llama::LlamaConfig =
-                    serde_json::from_str(&config_text).map_err(bad)?;
-                let cfg = cfg.into_config(false);
-                let model = llama::Llama::load(vb, &cfg).map_err(|e| {
-                    Error::user(format!("cannot load the llama weights in `{shown}`")).with_source(e)
-                })?;
-                let cache = llama::Cache::new(true, dtype, &cfg, &device)?;
-                Backend::Llama { model, cache, cfg }
-            }
-            "qwen2" => {
-                let cfg: qwen2::Config = serde_json::from_str(&config_text).map_err(bad)?;
-                let model = qwen2::ModelForCausalLM::new(&cfg, vb).map_err(|e| {
-                    Error::user(format!("cannot load the qwen2 weights in `{shown}`")).with_source(e)
-                })?;
-                Backend::Qwen2(model)
-            }
-            other => {
-                return Err(Error::user(format!(
-                    "`{shown}/config.json` has model_type `{other}`; supported: llama, qwen2 (or a GGUF file of llama architecture)"
-                )))
-            }
-        };
+        let decoder = Decoder::from_hugging_face(&config_text, vb)
+            .map_err(|e| e.context(format!("cannot load the model in `{shown}`")))?;
         let ids = |v: &serde_json::Value| -> Vec<u32> {
             match v {
                 serde_json::Value::Number(n) => n.as_u64().map(|n| n as u32).into_iter().collect(),
@@ -195,13 +163,11 @@ impl CausalLm {
             .copied()
             .or_else(|| stop.first().copied());
         Ok(CausalLm {
-            backend,
+            decoder,
             tokenizer,
             stop,
             chatml,
             bos,
-            device,
-            dtype,
         })
     }
 
@@ -217,23 +183,38 @@ impl CausalLm {
     /// Logits of the token after `ids`, which start at position `pos` of the sequence
     /// (position 0 starts a new sequence).
     fn next_logits(&mut self, ids: &[u32], pos: usize) -> Result<Vec<f32>> {
-        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-        let logits = match &mut self.backend {
-            Backend::Gguf(w) => w.forward(&input, pos)?,
-            Backend::Llama { model, cache, cfg } => {
-                if pos == 0 {
-                    *cache = llama::Cache::new(true, self.dtype, cfg, &self.device)?;
-                }
-                model.forward(&input, pos, cache)?
-            }
-            Backend::Qwen2(m) => {
-                if pos == 0 {
-                    m.clear_kv_cache();
-                }
-                m.forward(&input, pos)?
-            }
-        };
-        Ok(logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
+        Ok(self.decoder.next_logits(ids, pos)?.to_vec1()?)
+    }
+
+    /// Length of each logits row (the model's vocabulary).
+    pub fn vocab(&self) -> usize {
+        self.decoder.vocab()
+    }
+
+    /// Positions the model can attend over (its context length).
+    pub fn max_positions(&self) -> usize {
+        self.decoder.max_positions()
+    }
+
+    /// Dtype of the model's activations.
+    pub fn dtype(&self) -> DType {
+        self.decoder.dtype()
+    }
+
+    /// The next-token logits after every prefix of every row, in one forward pass: row `r`,
+    /// position `t` predicts `rows[r][t + 1]`. The rows must have one length `t`; the result
+    /// is `rows × t × vocab` values, row-major, on the host.
+    pub fn score(&mut self, rows: &[&[u32]]) -> Result<Vec<f32>> {
+        Ok(self.decoder.all_logits(rows)?.flatten_all()?.to_vec1()?)
+    }
+
+    /// [`CausalLm::score`] of one sequence, split into one logits row per position.
+    pub fn position_logits(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let v = self.vocab();
+        Ok(self.score(&[ids])?.chunks(v).map(<[f32]>::to_vec).collect())
     }
 
     fn piece(&self, id: u32) -> String {
@@ -252,16 +233,6 @@ impl CausalLm {
     /// token (as GPT-style models use), else none.
     pub fn start_id(&self) -> Option<u32> {
         self.bos
-    }
-
-    /// The next-token logits after each prefix of `ids` (row `t` predicts `ids[t + 1]`),
-    /// one position at a time through the key-value cache. Each row is the full vocabulary.
-    pub fn position_logits(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>> {
-        let mut rows = Vec::with_capacity(ids.len());
-        for (pos, &id) in ids.iter().enumerate() {
-            rows.push(self.next_logits(&[id], pos)?);
-        }
-        Ok(rows)
     }
 
     /// Continues `prompt` (already formatted) with seeded sampling.
@@ -307,21 +278,6 @@ impl CausalLm {
             finished,
         })
     }
-}
-
-/// The network behind a [`CausalLm`].
-#[derive(Clone)]
-enum Backend {
-    /// Quantized llama from a GGUF file.
-    Gguf(ModelWeights),
-    /// Llama from safetensors, with its key-value cache.
-    Llama {
-        model: llama::Llama,
-        cache: llama::Cache,
-        cfg: llama::Config,
-    },
-    /// Qwen2 from safetensors (it keeps its own cache).
-    Qwen2(qwen2::ModelForCausalLM),
 }
 
 /// Picks the next token: arg-max at temperature 0, else a draw from the top-p nucleus of
@@ -479,62 +435,11 @@ mod tests {
         eprintln!("sampled: {:?}\ngreedy: {:?}", a.text, greedy.text);
     }
 
-    /// Writes a tiny Hugging Face folder of `arch` (llama or qwen2) with seeded random
-    /// weights and a word-level tokenizer.
-    fn tiny_folder(dir: &Path, arch: &str) {
-        let words = [
-            "<unk>", "<s>", "</s>", "the", "a", "film", "was", "good", "bad", "very", "plot",
-            "and", "it", "is", "not", ".", "great", "dull",
-        ];
-        let vocab: serde_json::Map<String, serde_json::Value> = words
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.to_string(), serde_json::json!(i)))
-            .collect();
-        let tokenizer = serde_json::json!({
-            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-            "normalizer": null, "pre_tokenizer": {"type": "Whitespace"},
-            "post_processor": null, "decoder": null,
-            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-        });
-        std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
-        let v = words.len();
-        let config = match arch {
-            "llama" => serde_json::json!({
-                "model_type": "llama", "hidden_size": 16, "intermediate_size": 32,
-                "vocab_size": v, "num_hidden_layers": 2, "num_attention_heads": 2,
-                "num_key_value_heads": 1, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-                "bos_token_id": 1, "eos_token_id": 2, "max_position_embeddings": 64,
-                "tie_word_embeddings": false
-            }),
-            _ => serde_json::json!({
-                "model_type": "qwen2", "hidden_size": 16, "intermediate_size": 32,
-                "vocab_size": v, "num_hidden_layers": 2, "num_attention_heads": 2,
-                "num_key_value_heads": 1, "max_position_embeddings": 64, "sliding_window": 64,
-                "max_window_layers": 2, "tie_word_embeddings": true, "rope_theta": 10000.0,
-                "rms_norm_eps": 1e-6, "use_sliding_window": false, "hidden_act": "silu",
-                "bos_token_id": 1, "eos_token_id": 2
-            }),
-        };
-        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-        let varmap = candle_nn::VarMap::new();
-        let vb = crate::models::init::const_vb(&varmap, &Device::Cpu);
-        if arch == "llama" {
-            let cfg: llama::LlamaConfig = serde_json::from_value(config).unwrap();
-            llama::Llama::load(vb, &cfg.into_config(false)).unwrap();
-        } else {
-            let cfg: qwen2::Config = serde_json::from_value(config).unwrap();
-            qwen2::ModelForCausalLM::new(&cfg, vb).unwrap();
-        }
-        crate::models::init::reinit(&varmap, 11).unwrap();
-        varmap.save(dir.join("model.safetensors")).unwrap();
-    }
-
     #[test]
     fn hugging_face_llama_and_qwen2_folders_generate_and_cache_correctly() {
         for arch in ["llama", "qwen2"] {
             let tmp = tempfile::tempdir().unwrap();
-            tiny_folder(tmp.path(), arch);
+            crate::lm::tiny_lm::tiny_folder(tmp.path(), arch);
             let mut lm = CausalLm::load(tmp.path(), &Compute::cpu()).unwrap();
             assert_eq!(lm.start_id(), Some(1), "{arch}");
             assert_eq!(lm.stop, vec![2], "{arch}");
@@ -564,7 +469,7 @@ mod tests {
             assert_ne!(rows[0], rows[6], "{arch}: positions differ");
             // In bf16 (what a GPU runs by default) the same folder loads and stays close.
             let half = Compute {
-                device: Device::Cpu,
+                device: candle_core::Device::Cpu,
                 dtype: DType::BF16,
             };
             let mut lm16 = CausalLm::load(tmp.path(), &half).unwrap();

@@ -2,8 +2,11 @@
 //! compact soft labels for language-model distillation (top-k and sampled, `lm_teacher`).
 
 pub mod causal;
+pub mod decoder;
 pub mod generate;
 pub mod gguf_tokenizer;
 pub mod lm_teacher;
 pub mod pseudo;
 pub mod soft_labels;
+#[cfg(test)]
+mod tiny_lm;

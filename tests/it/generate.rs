@@ -155,7 +155,7 @@ fn lm_teacher_run(
     dir: &std::path::Path,
     name: &str,
     table: &str,
-    threads: &str,
+    extra: &[&str],
 ) -> Vec<serde_json::Value> {
     let input = small_fixture(&dir.join("small.parquet"), 3);
     let p = dir.join(format!("{name}.toml"));
@@ -169,7 +169,9 @@ fn lm_teacher_run(
         ),
     )
     .unwrap();
-    ok(&["run", p.to_str().unwrap(), "--quiet", "--threads", threads]);
+    let mut args = vec!["run", p.to_str().unwrap(), "--quiet"];
+    args.extend_from_slice(extra);
+    ok(&args);
     let m = manifest(&dir.join(name));
     let c = &m["stages"]["lm"]["counters"];
     assert_eq!(c["lm_positions"], 18, "3 rows x 6 tokens: {m}");
@@ -229,9 +231,12 @@ fn lm_teacher_sampled_counts_sum_to_draws_and_are_reproducible() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let a = lm_teacher_run(tmp.path(), "a", "mode = \"sampled\"\ndraws = 50", "1");
-    let b = lm_teacher_run(tmp.path(), "b", "mode = \"sampled\"\ndraws = 50", "2");
+    let sampled = "mode = \"sampled\"\ndraws = 50";
+    let a = lm_teacher_run(tmp.path(), "a", sampled, &["--threads", "1"]);
+    let b = lm_teacher_run(tmp.path(), "b", sampled, &["--threads", "2"]);
     assert_eq!(a, b, "same seed, same draws, whatever the threads");
+    let c = lm_teacher_run(tmp.path(), "c", sampled, &["--batch-size", "1"]);
+    assert_eq!(a, c, "same seed, same draws, whatever the batch size");
     for row in &a {
         let tokens = row["lm_token_ids"].as_array().unwrap();
         let ids = row["lm_sampled_ids"].as_array().unwrap();
@@ -265,7 +270,39 @@ fn lm_teacher_top_k_with_tail_sums_to_one() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let rows = lm_teacher_run(tmp.path(), "k", "mode = \"top_k\"\nk = 16", "2");
+    let rows = lm_teacher_run(
+        tmp.path(),
+        "k",
+        "mode = \"top_k\"\nk = 16",
+        &["--threads", "2"],
+    );
+    // Rows batched into shared forward passes (two rows of 6 tokens, then one) get the same
+    // labels up to rounding.
+    let batched = lm_teacher_run(
+        tmp.path(),
+        "kb",
+        "mode = \"top_k\"\nk = 16\nbatch_tokens = 12",
+        &[],
+    );
+    assert_eq!(batched.len(), rows.len());
+    for (x, y) in rows.iter().zip(&batched) {
+        assert_eq!(x["lm_token_ids"], y["lm_token_ids"]);
+        let flat = |v: &serde_json::Value| -> Vec<f64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|p| p.as_array().unwrap().iter().map(|l| l.as_f64().unwrap()))
+                .collect()
+        };
+        let (lx, ly) = (flat(&x["lm_topk_logprobs"]), flat(&y["lm_topk_logprobs"]));
+        assert_eq!(lx.len(), ly.len());
+        let diff = lx
+            .iter()
+            .zip(&ly)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f64, f64::max);
+        assert!(diff < 1e-2, "batched vs one row per pass: {diff}");
+    }
     for row in &rows {
         let tokens: Vec<u64> = row["lm_token_ids"]
             .as_array()
