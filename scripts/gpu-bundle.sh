@@ -7,6 +7,7 @@
 #   smollm2-tokenizer.json SmolLM2's tokenizer, rebuilt from the GGUF metadata
 #   texts.parquet         labelled rows of at least 128 tokens (throughput)
 #   train.parquet         the first 4096 of them (training steps/s)
+#   lm-texts.parquet      the first 1024 of them (LM soft labels)
 #   parity.parquet        60 labelled reviews (parity and generation prompts)
 #   parity-teacher/       a small BERT teacher trained here on the fixture corpus
 #   parity-cpu.jsonl      its logits on parity.parquet, computed here on the CPU
@@ -77,6 +78,8 @@ table = pa.table({"id": [f"t{i:06d}" for i in range(rows)], "text": texts, "labe
 pq.write_table(table, f"{out}/texts.parquet", compression="zstd")
 # Training steps/s needs fewer rows.
 pq.write_table(table.slice(0, min(rows, 4096)), f"{out}/train.parquet", compression="zstd")
+# LM soft labels move the whole vocabulary per position: fewer rows again.
+pq.write_table(table.slice(0, min(rows, 1024)), f"{out}/lm-texts.parquet", compression="zstd")
 EOF
 cp fixtures/reviews_test.parquet "$out/parity.parquet"
 

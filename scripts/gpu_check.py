@@ -7,6 +7,7 @@ like BERT-base, llama shaped like SmolLM2-135M), then measures on the same devic
   - teacher labelling tokens/s, retort vs PyTorch bf16 (same rows, batch and length);
   - device memory of retort's teacher under two token budgets;
   - generation tokens/s (retort `generate`; PyTorch `generate` as a reference);
+  - LM soft-label positions/s (retort `lm_teacher` top-16; PyTorch bf16 forward + top-k);
   - training steps/s of `retort train` (PyTorch f32 AdamW as a reference);
   - logit parity: the carried teacher against its CPU logits from the build machine, and
     retort against PyTorch f32 on the random MiniLM.
@@ -356,6 +357,62 @@ class Check:
         self.results["generate_torch"] = tps
         del model
 
+    def lm_labels(self):
+        """retort `lm_teacher` (top-16, 128 tokens a row) against a PyTorch loop that does the
+        same work: forward pass, log-softmax and top-k on the device, labels to the host."""
+        o = os.path.join(self.work, "lm-soft")
+        shutil.rmtree(o, ignore_errors=True)
+        parquet = os.path.join(self.bundle, "lm-texts.parquet")
+        out = self.run("export-lm-texts", ["export", parquet, "--columns", "text"])
+        texts = [json.loads(l)["text"] for l in out.splitlines() if l.strip()]
+        rows = len(texts)
+        args = ["stage", "lm_teacher", "--input", parquet, "--output", o,
+                "--set", f"model={self.llama}", "--set", "mode=top_k", "--set", "k=16",
+                "--set", f"max_tokens={MAX_LEN}", "--device", self.dev, "--json"]
+        report = json.loads(self.run("lm-teacher", args, timeout=1800))
+        stage = next(s for s in report["stages"] if s["kind"] == "lm_teacher")
+        positions = stage["tally"]["counters"].get("lm_positions", 0)
+        ours = positions / stage["busy_seconds"]
+        self.row("lm_teacher", "SmolLM2-shaped: positions/s, retort top-16",
+                 f"{ours:,.0f}", f"{rows} rows, {positions} positions")
+        self.results["lm_teacher_retort"] = ours
+
+        from transformers import LlamaForCausalLM
+
+        dtype = torch.bfloat16 if self.torch_dev == "cuda" else torch.float32
+        model = LlamaForCausalLM.from_pretrained(self.llama, dtype=dtype).to(self.torch_dev).eval()
+        tok = Tokenizer.from_file(os.path.join(self.bundle, "smollm2-tokenizer.json"))
+        tok.no_padding()
+        enc = [[1] + e.ids[: MAX_LEN - 1] for e in tok.encode_batch(texts, add_special_tokens=False)]
+        enc.sort(key=len)
+        batch = 32
+
+        def once():
+            n = 0
+            for i in range(0, len(enc), batch):
+                part = enc[i:i + batch]
+                width = max(len(e) for e in part)
+                ids = torch.tensor([e + [0] * (width - len(e)) for e in part], device=self.torch_dev)
+                mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in part],
+                                    device=self.torch_dev)
+                logits = model(input_ids=ids, attention_mask=mask).logits.float()
+                logp = torch.log_softmax(logits, dim=-1)
+                top = torch.topk(logp, 16, dim=-1)
+                top.values.cpu(), top.indices.cpu()
+                n += sum(len(e) for e in part)
+            self.sync()
+            return n
+
+        with torch.inference_mode():
+            once()
+            t0 = time.perf_counter()
+            n = once()
+        theirs = n / (time.perf_counter() - t0)
+        self.row("lm_teacher", "SmolLM2-shaped: positions/s, PyTorch forward + top-16",
+                 f"{theirs:,.0f}", f"batch {batch}, {'bf16' if dtype == torch.bfloat16 else 'f32'}")
+        self.results["lm_teacher_torch"] = theirs
+        del model
+
     def training(self):
         batch = 32
         o = os.path.join(self.work, "train")
@@ -424,6 +481,7 @@ class Check:
             self.section("teacher", lambda: self.teacher_speed("BERT-base-shaped", self.base, 256))
             self.section("memory", self.memory)
         self.section("generate", self.generation)
+        self.section("lm_teacher", self.lm_labels)
         self.section("train", self.training)
         self.write()
 
