@@ -317,6 +317,19 @@ impl Decoder {
                 )))
             }
         };
+        if let Some(act) = cfg.hidden_act.as_deref().filter(|a| *a != "silu") {
+            return Err(Error::user(format!(
+                "`config.json` asks for hidden_act `{act}`; supported: silu"
+            )));
+        }
+        if cfg.use_sliding_window {
+            return Err(Error::user(
+                "`config.json` asks for sliding-window attention, which is not supported",
+            )
+            .with_hint(
+                "set `use_sliding_window` to false if the texts are shorter than the window",
+            ));
+        }
         let biased_o = cfg.model_type == "llama" && cfg.attention_bias;
         let query = cfg.num_attention_heads;
         let kv = cfg.num_key_value_heads.unwrap_or(query);
@@ -546,6 +559,10 @@ struct HfConfig {
     attention_bias: bool,
     #[serde(default)]
     rope_scaling: Option<serde_json::Value>,
+    #[serde(default)]
+    hidden_act: Option<String>,
+    #[serde(default)]
+    use_sliding_window: bool,
 }
 
 fn default_eps() -> f64 {
@@ -697,6 +714,10 @@ mod tests {
         );
         let e = err(&|c| c["rope_scaling"] = serde_json::json!({"rope_type": "yarn"}));
         assert!(e.contains("rope_scaling `yarn`"), "{e}");
+        let e = err(&|c| c["hidden_act"] = "gelu".into());
+        assert!(e.contains("hidden_act `gelu`"), "{e}");
+        let e = err(&|c| c["use_sliding_window"] = true.into());
+        assert!(e.contains("sliding-window"), "{e}");
         let mut d = load_folder(tmp.path(), DType::F32).unwrap();
         let long = vec![3u32; 65];
         let e = d.all_logits(&[&long]).err().unwrap().to_string();
