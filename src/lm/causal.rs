@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use candle_core::DType;
 use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use tokenizers::Tokenizer;
@@ -13,11 +12,11 @@ use tokenizers::Tokenizer;
 use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::lm::decoder::{Decoder, GgufWeights};
+use crate::lm::gguf_tokenizer;
 
 /// GGUF weights are dequantized into the compute dtype when they then take at most this many
 /// bytes (a 1B-parameter model in f32), and kept quantized otherwise.
 pub const DENSE_LIMIT_BYTES: u64 = 4 << 30;
-use crate::lm::gguf_tokenizer;
 
 /// How to pick each next token.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -194,11 +193,6 @@ impl CausalLm {
     /// Positions the model can attend over (its context length).
     pub fn max_positions(&self) -> usize {
         self.decoder.max_positions()
-    }
-
-    /// Dtype of the model's activations.
-    pub fn dtype(&self) -> DType {
-        self.decoder.dtype()
     }
 
     /// The next-token logits after every prefix of every row, in one forward pass: row `r`,
@@ -466,7 +460,7 @@ mod tests {
             // In bf16 (what a GPU runs by default) the same folder loads and stays close.
             let half = Compute {
                 device: candle_core::Device::Cpu,
-                dtype: DType::BF16,
+                dtype: candle_core::DType::BF16,
             };
             let mut lm16 = CausalLm::load(tmp.path(), &half).unwrap();
             let rows16 = lm16.position_logits(&ids).unwrap();

@@ -149,7 +149,6 @@ pub struct Decoder {
     heads: Heads,
     eps: f32,
     vocab: usize,
-    dtype: DType,
     device: Device,
     /// Keys and values of each block, (batch, kv heads, positions, head_dim).
     cache: Vec<(Tensor, Tensor)>,
@@ -159,11 +158,6 @@ impl Decoder {
     /// Size of the logits (the model's vocabulary, which may exceed the tokenizer's).
     pub fn vocab(&self) -> usize {
         self.vocab
-    }
-
-    /// Dtype of the activations and the key-value cache.
-    pub fn dtype(&self) -> DType {
-        self.dtype
     }
 
     /// Positions the rotary tables cover (the model's context length).
@@ -296,7 +290,6 @@ impl Decoder {
             heads: Heads { query, kv, dim },
             eps,
             vocab,
-            dtype,
             device: device.clone(),
             cache: Vec::new(),
         })
@@ -394,7 +387,6 @@ impl Decoder {
             heads: Heads { query, kv, dim },
             eps: cfg.rms_norm_eps as f32,
             vocab: cfg.vocab_size,
-            dtype,
             device,
             cache: Vec::new(),
         })

@@ -322,17 +322,11 @@ impl LmTeacher {
                 match pool.install(|| self.lm.score(&inputs)) {
                     Ok(logits) => {
                         let this = &*self;
+                        let row_len = len * this.lm.vocab();
                         let labels: Vec<Labels> = pool.install(|| {
                             pass.par_iter()
-                                .enumerate()
-                                .map(|(j, &k)| {
-                                    let id = ids.value(rows[k].0);
-                                    this.labels(
-                                        &logits[j * len * this.lm.vocab()..]
-                                            [..len * this.lm.vocab()],
-                                        id,
-                                    )
-                                })
+                                .zip(logits.par_chunks(row_len))
+                                .map(|(&k, l)| this.labels(l, ids.value(rows[k].0)))
                                 .collect()
                         });
                         for (&k, l) in pass.iter().zip(labels) {
