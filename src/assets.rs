@@ -1,9 +1,22 @@
 //! Where the real model assets live once `make assets` (scripts/assets.sh) has fetched them.
 //! The binary never downloads anything: a missing asset is an error that says how to get it.
+//! This is the one place that resolves the cache and asset folders, for the code and the tests.
 
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+
+/// retort's cache folder (the WordNet table, the asset folder): `$RETORT_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/retort`, else `~/.cache/retort`; `None` when none of them is set.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("RETORT_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("retort"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("retort"))
+}
 
 /// The asset folder: `$RETORT_ASSETS`, else `assets/` under retort's cache folder
 /// (`$RETORT_CACHE_DIR`, `$XDG_CACHE_HOME/retort` or `~/.cache/retort`).
@@ -11,7 +24,7 @@ pub fn assets_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("RETORT_ASSETS") {
         return Some(PathBuf::from(d));
     }
-    crate::augment::wordnet_cache::cache_dir().map(|d| d.join("assets"))
+    cache_dir().map(|d| d.join("assets"))
 }
 
 /// Path of all-MiniLM-L6-v2 inside the asset folder (from the PyPI wheel

@@ -1,5 +1,7 @@
 //! The `retort` command: parse arguments, run, map errors to exit codes.
 
+mod cli;
+
 /// mimalloc instead of the system allocator: candle allocates a fresh buffer for every tensor
 /// op, and glibc serves the large ones with mmap/munmap, which made training spend nearly half
 /// its time in the kernel (measured in docs/BENCH.md).
@@ -33,7 +35,7 @@ fn keep_freed_memory() {
 
 fn main() {
     keep_freed_memory();
-    let code = match retort::cli::run(std::env::args_os()) {
+    let code = match cli::run(std::env::args_os()) {
         Ok(code) => code,
         Err(e) => {
             eprint!("{}", e.render());

@@ -17,8 +17,8 @@ use crate::augment::tokens::Doc;
 use crate::augment::{Augmentation, Augmenter, RowRng};
 use crate::batch::{col, Batch};
 use crate::error::{Error, Result};
-use crate::registry::{keys_of, parse_table, BuildContext, Built, KeyDoc, Kind, Role};
 use crate::seed;
+use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, KeyDoc};
 use crate::stage::{Emit, StageContext, Transform};
 
 /// Options every augmenter stage takes.
@@ -88,7 +88,7 @@ impl AugmentStage {
             augmenter,
             opts,
             stage: cx.stage.to_string(),
-            stage_seed: seed::stage_seed(cx.settings.seed, cx.stage),
+            stage_seed: cx.stage_seed(),
         }
     }
 }
@@ -326,159 +326,3 @@ pub(crate) fn write_rows(
         Ok(())
     }
 }
-
-/// Stage kind `synonym`.
-pub static SYNONYM: Kind<(CopyOptions, crate::augment::synonym::SynonymConfig)> = Kind {
-    name: "synonym",
-    role: Role::Transform,
-    summary: "Replace words with WordNet synonyms (EDA synonym replacement, text kept intact)",
-    example: r#"[vars]
-input = "data/train.parquet"
-output = "out/synonym"
-
-[pipeline]
-name = "synonyms"
-seed = 17
-
-[stages.corpus]
-kind = "parquet_source"
-path = "${input}"
-
-[stages.syn]
-kind = "synonym"
-inputs = ["corpus"]
-alpha = 0.1
-copies = 4
-keep_original = true
-wordnet = "/usr/share/wordnet"
-
-[stages.out]
-kind = "parquet_sink"
-inputs = ["syn"]
-path = "${output}"
-"#,
-    parse: parse_augment,
-    keys: augment_keys::<crate::augment::synonym::SynonymConfig>,
-    build: |cfg, cx| {
-        build_augment(cfg, cx, |c| {
-            Ok(Arc::new(crate::augment::synonym::Synonym::new(&c)?) as Arc<dyn Augmenter>)
-        })
-    },
-    config: std::marker::PhantomData,
-};
-
-/// Stage kind `perturb`.
-pub static PERTURB: Kind<(CopyOptions, crate::augment::perturb::PerturbConfig)> = Kind {
-    name: "perturb",
-    role: Role::Transform,
-    summary: "Token perturbation: random insertion of synonyms, random deletion, random swap",
-    example: r#"[vars]
-input = "data/train.parquet"
-output = "out/perturb"
-
-[pipeline]
-name = "perturb"
-seed = 17
-
-[stages.corpus]
-kind = "parquet_source"
-path = "${input}"
-
-[stages.swap]
-kind = "perturb"
-inputs = ["corpus"]
-mode = "swap"
-alpha = 0.1
-copies = 2
-
-[stages.out]
-kind = "parquet_sink"
-inputs = ["corpus", "swap"]
-path = "${output}"
-"#,
-    parse: parse_augment,
-    keys: augment_keys::<crate::augment::perturb::PerturbConfig>,
-    build: |cfg, cx| {
-        build_augment(cfg, cx, |c| {
-            Ok(Arc::new(crate::augment::perturb::Perturb::new(&c)?) as Arc<dyn Augmenter>)
-        })
-    },
-    config: std::marker::PhantomData,
-};
-
-/// Stage kind `shuffle`.
-pub static SHUFFLE: Kind<(CopyOptions, crate::augment::shuffle::ShuffleConfig)> = Kind {
-    name: "shuffle",
-    role: Role::Transform,
-    summary: "Shuffle the sentences of each row (Unicode sentence boundaries, UAX #29)",
-    example: r#"[vars]
-input = "data/train.parquet"
-output = "out/shuffle"
-
-[pipeline]
-name = "shuffle"
-seed = 17
-
-[stages.corpus]
-kind = "parquet_source"
-path = "${input}"
-
-[stages.shuf]
-kind = "shuffle"
-inputs = ["corpus"]
-copies = 1
-keep_original = true
-
-[stages.out]
-kind = "parquet_sink"
-inputs = ["shuf"]
-path = "${output}"
-"#,
-    parse: parse_augment,
-    keys: augment_keys::<crate::augment::shuffle::ShuffleConfig>,
-    build: |cfg, cx| {
-        build_augment(cfg, cx, |c| {
-            Ok(Arc::new(crate::augment::shuffle::Shuffle::new(&c)) as Arc<dyn Augmenter>)
-        })
-    },
-    config: std::marker::PhantomData,
-};
-
-/// Stage kind `eda`.
-pub static EDA: Kind<(CopyOptions, crate::augment::eda::EdaConfig)> = Kind {
-    name: "eda",
-    role: Role::Transform,
-    summary: "The EDA recipe (Wei & Zou 2019): each copy made by one of synonym replacement, random insertion, swap or deletion",
-    example: r#"[vars]
-input = "data/train.parquet"
-output = "out/eda"
-
-[pipeline]
-name = "eda"
-seed = 17
-
-[stages.corpus]
-kind = "parquet_source"
-path = "${input}"
-
-[stages.eda]
-kind = "eda"
-inputs = ["corpus"]
-alpha = 0.1
-copies = 4
-keep_original = true
-
-[stages.out]
-kind = "parquet_sink"
-inputs = ["eda"]
-path = "${output}"
-"#,
-    parse: parse_augment,
-    keys: augment_keys::<crate::augment::eda::EdaConfig>,
-    build: |cfg, cx| {
-        build_augment(cfg, cx, |c| {
-            Ok(Arc::new(crate::augment::eda::Eda::new(&c)?) as Arc<dyn Augmenter>)
-        })
-    },
-    config: std::marker::PhantomData,
-};

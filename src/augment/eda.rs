@@ -11,12 +11,16 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use rand::{Rng, SeedableRng};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::error::Result;
+use crate::stage::kind::{Kind, Needs, Role};
 
+use super::adapter::{augment_keys, build_augment, parse_augment, CopyOptions};
 use super::amount::{check_unit, Amount, DEFAULT_ALPHA};
 use super::perturb::Perturb;
 use super::stopwords::Stopwords;
@@ -186,6 +190,28 @@ impl Augmenter for Eda {
         Eda::augment_copy(self, doc, copy, row_seed, rng)
     }
 }
+
+/// Stage kind `eda`.
+pub static KIND: Kind<(CopyOptions, EdaConfig)> = Kind {
+    name: "eda",
+    role: Role::Transform,
+    summary: "The EDA recipe (Wei & Zou 2019): each copy made by one of synonym replacement, random insertion, swap or deletion",
+    needs: Needs {
+        wordnet: true,
+        ..Needs::NOTHING
+    },
+    example: r#"alpha = 0.1
+copies = 4
+keep_original = true"#,
+    parse: parse_augment,
+    keys: augment_keys::<EdaConfig>,
+    build: |cfg, cx| {
+        build_augment(cfg, cx, |c| {
+            Ok(Arc::new(Eda::new(&c)?) as Arc<dyn Augmenter>)
+        })
+    },
+    config: std::marker::PhantomData,
+};
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::stage::kind::{Kind, Needs, Role};
 
+use super::adapter::{augment_keys, build_augment, parse_augment, CopyOptions};
 use super::amount::{check_unit, Amount, DEFAULT_ALPHA};
 use super::stopwords::Stopwords;
 use super::tokens::{Doc, Lowered};
@@ -426,6 +428,28 @@ fn swap(doc: &Doc<'_>, rng: &mut RowRng, amount: Amount) -> Option<Augmentation>
         params: format!("{{\"mode\":\"swap\",\"n\":{swaps}}}"),
     })
 }
+
+/// Stage kind `perturb`.
+pub static KIND: Kind<(CopyOptions, PerturbConfig)> = Kind {
+    name: "perturb",
+    role: Role::Transform,
+    summary: "Token perturbation: random insertion of synonyms, random deletion, random swap",
+    needs: Needs {
+        wordnet: true,
+        ..Needs::NOTHING
+    },
+    example: r#"mode = "swap"
+alpha = 0.1
+copies = 2"#,
+    parse: parse_augment,
+    keys: augment_keys::<PerturbConfig>,
+    build: |cfg, cx| {
+        build_augment(cfg, cx, |c| {
+            Ok(Arc::new(Perturb::new(&c)?) as Arc<dyn Augmenter>)
+        })
+    },
+    config: std::marker::PhantomData,
+};
 
 #[cfg(test)]
 mod tests {

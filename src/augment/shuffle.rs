@@ -4,11 +4,16 @@
 //! each sentence stays where it was: the text's leading and trailing whitespace and the
 //! separator between the k-th and (k+1)-th sentence slots are kept, only the sentences move.
 
+use std::sync::Arc;
+
 use rand::Rng;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use unicode_segmentation::UnicodeSegmentation;
 
+use crate::stage::kind::{Kind, Needs, Role};
+
+use super::adapter::{augment_keys, build_augment, parse_augment, CopyOptions};
 use super::tokens::Doc;
 use super::{Augmentation, Augmenter, RowRng};
 
@@ -88,6 +93,27 @@ impl Augmenter for Shuffle {
         })
     }
 }
+
+/// Stage kind `shuffle`.
+pub static KIND: Kind<(CopyOptions, ShuffleConfig)> = Kind {
+    name: "shuffle",
+    role: Role::Transform,
+    summary: "Shuffle the sentences of each row (Unicode sentence boundaries, UAX #29)",
+    needs: Needs {
+        wordnet: false,
+        ..Needs::NOTHING
+    },
+    example: r#"copies = 1
+keep_original = true"#,
+    parse: parse_augment,
+    keys: augment_keys::<ShuffleConfig>,
+    build: |cfg, cx| {
+        build_augment(cfg, cx, |c| {
+            Ok(Arc::new(Shuffle::new(&c)) as Arc<dyn Augmenter>)
+        })
+    },
+    config: std::marker::PhantomData,
+};
 
 #[cfg(test)]
 mod tests {

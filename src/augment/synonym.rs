@@ -13,7 +13,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::error::Result;
+use crate::stage::kind::{Kind, Needs, Role};
 
+use super::adapter::{augment_keys, build_augment, parse_augment, CopyOptions};
 use super::amount::Amount;
 use super::stopwords::Stopwords;
 use super::tokens::{Doc, Lowered};
@@ -251,6 +253,29 @@ impl Augmenter for Synonym {
         })
     }
 }
+
+/// Stage kind `synonym`.
+pub static KIND: Kind<(CopyOptions, SynonymConfig)> = Kind {
+    name: "synonym",
+    role: Role::Transform,
+    summary: "Replace words with WordNet synonyms (EDA synonym replacement, text kept intact)",
+    needs: Needs {
+        wordnet: true,
+        ..Needs::NOTHING
+    },
+    example: r#"alpha = 0.1
+copies = 4
+keep_original = true
+wordnet = "/usr/share/wordnet""#,
+    parse: parse_augment,
+    keys: augment_keys::<SynonymConfig>,
+    build: |cfg, cx| {
+        build_augment(cfg, cx, |c| {
+            Ok(Arc::new(Synonym::new(&c)?) as Arc<dyn Augmenter>)
+        })
+    },
+    config: std::marker::PhantomData,
+};
 
 #[cfg(test)]
 mod tests {

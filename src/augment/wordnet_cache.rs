@@ -23,17 +23,6 @@ pub(crate) const REQUIRED_FILES: [&str; 8] = [
     "index.adv",
 ];
 
-/// The folder the cache lives in, when one can be found.
-pub(crate) fn cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("RETORT_CACHE_DIR") {
-        return Some(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(d).join("retort"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("retort"))
-}
-
 /// The cache file for the WordNet database in `dir`.
 pub(crate) fn cache_file(dir: &Path) -> Option<PathBuf> {
     let mut h = Xxh3::new();
@@ -49,7 +38,7 @@ pub(crate) fn cache_file(dir: &Path) -> Option<PathBuf> {
             .map_or(0, |d| d.as_nanos());
         h.update(&mtime.to_le_bytes());
     }
-    Some(cache_dir()?.join(format!("wordnet-{:016x}.bin", h.digest())))
+    Some(crate::assets::cache_dir()?.join(format!("wordnet-{:016x}.bin", h.digest())))
 }
 
 /// Reads a cache file.

@@ -102,7 +102,7 @@ fn run_chain(
     input: &str,
     middle: Option<(&str, toml::Table)>,
     output: &Path,
-    placement: crate::device::Placement,
+    placement: crate::models::device::Placement,
 ) -> Result<()> {
     let mut stages = vec![stage(
         "corpus",
@@ -133,11 +133,9 @@ fn run_chain(
         .map(|n| n.get())
         .unwrap_or(1);
     let settings = RunSettings {
-        seed,
-        shard: None,
-        batch_size: 1024,
         threads,
         placement,
+        ..RunSettings::with_seed(seed)
     };
     let p = plan::build(&spec, &settings, &format!("the `{name}` step"))?;
     runner::run(

@@ -12,12 +12,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::batch::{col, Batch};
-use crate::device::Compute;
 use crate::distill::data::TEACHER_LOGITS;
 use crate::error::{Error, Result};
+use crate::models::device::Compute;
 use crate::models::folder::Model;
 use crate::models::infer::{BatchLimits, PassStats, Predictor};
-use crate::registry::{keys_of, parse_table, BuildContext, Built, Kind, Role};
+use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{Emit, StageContext, Transform};
 
 /// One model folder or several.
@@ -62,36 +62,12 @@ pub static KIND: Kind<TeacherConfig> = Kind {
     name: "teacher",
     role: Role::Transform,
     summary: "Add teacher logits (`teacher_logits`, fixed_size_list<float32, C>) to every row; several models form an ensemble",
-    example: r#"[vars]
-input = "data/train.parquet"
-output = "out/soft"
-teacher = "out/gen0/final"
-
-[pipeline]
-name = "soft-labels"
-seed = 17
-
-[stages.corpus]
-kind = "parquet_source"
-path = "${input}"
-
-[stages.eda]
-kind = "eda"
-inputs = ["corpus"]
-copies = 2
-keep_original = true
-
-[stages.teacher]
-kind = "teacher"
-inputs = ["eda"]
-model = "${teacher}"
-batch_tokens = 8192
-
-[stages.out]
-kind = "parquet_sink"
-inputs = ["teacher"]
-path = "${output}"
-"#,
+    needs: Needs {
+        models: true,
+        ..Needs::NOTHING
+    },
+    example: r#"model = "${teacher}"
+batch_tokens = 8192"#,
     parse: parse_table::<TeacherConfig>,
     keys: keys_of::<TeacherConfig>,
     build: |cfg, cx| Ok(Built::Transform(Box::new(TeacherStage::new(cfg, cx)?))),

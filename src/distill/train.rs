@@ -100,7 +100,7 @@ pub struct TrainConfig {
     /// Where training runs: set from `--device`/`--precision`, not a key. Weights stay f32.
     #[serde(skip)]
     #[schemars(skip)]
-    pub placement: crate::device::Placement,
+    pub placement: crate::models::device::Placement,
 }
 
 fn default_student() -> StudentKind {

@@ -13,7 +13,7 @@ use crate::distill::data::{self, TEACHER_LOGITS};
 use crate::distill::train::{self, TrainConfig};
 use crate::error::{Error, Result};
 use crate::io::sink::{ParquetSink, ParquetSinkConfig};
-use crate::registry::{keys_of, parse_table, BuildContext, Built, KeyDoc, Kind, Role};
+use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, KeyDoc, Kind, Needs, Role};
 use crate::stage::{RunIdentity, Sink, SinkReport, SinkStart, StageContext};
 
 /// The keys of `train` besides the training settings.
@@ -71,35 +71,17 @@ pub static KIND: Kind<TrainStageConfig> = Kind {
     name: "train",
     role: Role::Sink,
     summary: "Train a student on the incoming rows (gold labels and/or `teacher_logits`); writes a model folder",
-    example: r#"[vars]
-input = "data/train.parquet"
-output = "out/student"
-
-[pipeline]
-name = "train-student"
-seed = 5
-
-[stages.corpus]
-kind = "parquet_source"
-path = "${input}"
-
-[stages.eda]
-kind = "eda"
-inputs = ["corpus"]
-copies = 1
-keep_original = true
-
-[stages.student]
-kind = "train"
-inputs = ["eda"]
-path = "${output}"
+    needs: Needs {
+        models: true,
+        ..Needs::NOTHING
+    },
+    example: r#"path = "${output}"
 student = "cnn"
 epochs = 1
 batch_size = 16
 learning_rate = 0.003
 vocab_size = 1000
-embed_dim = 16
-"#,
+embed_dim = 16"#,
     parse,
     keys,
     build: |cfg, cx| Ok(Built::Sink(Box::new(TrainSink::new(cfg, cx)?))),

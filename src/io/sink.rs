@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::batch::{col, Batch, Reject, Tally};
 use crate::error::{io_error, Error, Result};
 use crate::io::manifest::{read_json, write_json_atomic, FileEntry, Manifest, PartRecord};
-use crate::registry::{keys_of, parse_table, BuildContext, Built, Kind, Role};
+use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{RunIdentity, RunSettings, Sink, SinkReport, SinkStart, StageContext};
 
 /// Compression codec of the part files.
@@ -83,27 +83,12 @@ pub static KIND: Kind<ParquetSinkConfig> = Kind {
     name: "parquet_sink",
     role: Role::Sink,
     summary: "Write rows to Parquet part files with a manifest, atomically and resumably",
-    example: r#"[vars]
-input = "data/train.parquet"
-output = "out/copy"
-
-[pipeline]
-name = "copy"
-seed = 1
-
-[stages.corpus]
-kind = "parquet_source"
-path = "${input}"
-
-[stages.out]
-kind = "parquet_sink"
-inputs = ["corpus"]
-path = "${output}"
+    needs: Needs::NOTHING,
+    example: r#"path = "${output}"
 rows_per_file = 1000000
 row_group_rows = 65536
 compression = "zstd"
-zstd_level = 1
-"#,
+zstd_level = 1"#,
     parse: parse_table::<ParquetSinkConfig>,
     keys: keys_of::<ParquetSinkConfig>,
     build: |cfg, cx| Ok(Built::Sink(Box::new(ParquetSink::new(cfg, cx)?))),

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::batch::{col, Batch, Ledger, OP_ORIG};
 use crate::error::{Error, Result};
 use crate::io::files::resolve_inputs;
-use crate::registry::{keys_of, parse_table, BuildContext, Built, Kind, Role};
+use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{RunSettings, Source, StageContext};
 
 /// Configuration of `parquet_source`.
@@ -60,25 +60,10 @@ pub static KIND: Kind<ParquetSourceConfig> = Kind {
     name: "parquet_source",
     role: Role::Source,
     summary: "Read a text corpus from Parquet files (a file, a folder or a glob)",
-    example: r#"[vars]
-input = "data/train.parquet"
-output = "out/copy"
-
-[pipeline]
-name = "copy"
-seed = 1
-
-[stages.corpus]
-kind = "parquet_source"
-path = "${input}"
+    needs: Needs::NOTHING,
+    example: r#"path = "${input}"
 text_column = "text"
-max_text_bytes = 100000
-
-[stages.out]
-kind = "parquet_sink"
-inputs = ["corpus"]
-path = "${output}"
-"#,
+max_text_bytes = 100000"#,
     parse: parse_table::<ParquetSourceConfig>,
     keys: keys_of::<ParquetSourceConfig>,
     build: |cfg, cx| Ok(Built::Source(Box::new(ParquetSource::open(cfg, cx)?))),

@@ -9,10 +9,10 @@ use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use tokenizers::Tokenizer;
 
-use crate::device::Compute;
 use crate::error::{Error, Result};
 use crate::lm::decoder::{Decoder, GgufWeights};
 use crate::lm::gguf_tokenizer;
+use crate::models::device::Compute;
 
 /// GGUF weights are dequantized into the compute dtype when they then take at most this many
 /// bytes (a 1B-parameter model in f32), and kept quantized otherwise.

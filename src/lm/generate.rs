@@ -31,8 +31,8 @@ use crate::distill::teacher::{Folders, Teacher};
 use crate::error::{Error, Result};
 use crate::lm::causal::{CausalLm, Generated, Sampling};
 use crate::lm::pseudo;
-use crate::registry::{keys_of, BuildContext, Built, Kind, Role};
 use crate::seed;
+use crate::stage::kind::{keys_of, BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{Emit, StageContext, Transform};
 
 /// The `op` of generated rows.
@@ -144,35 +144,18 @@ pub static KIND: Kind<GenerateConfig> = Kind {
     name: "generate",
     role: Role::Transform,
     summary: "Write new labelled examples with a causal LM from few-shot prompts (op = pseudo); a teacher keeps the confident, agreeing ones",
-    example: r#"[vars]
-input = "data/train.parquet"
-output = "out/pseudo"
-teacher = "out/gen0/final"
-
-[pipeline]
-name = "pseudo-data"
-seed = 17
-
-[stages.corpus]
-kind = "parquet_source"
-path = "${input}"
-
-[stages.pseudo]
-kind = "generate"
-inputs = ["corpus"]
-prompts = 4
+    needs: Needs {
+        models: true,
+        lm_asset: true,
+        ..Needs::NOTHING
+    },
+    example: r#"prompts = 4
 shots = 3
 task = "product review"
 temperature = 0.8
 max_new_tokens = 24
 teacher = "${teacher}"
-min_confidence = 0.5
-
-[stages.out]
-kind = "parquet_sink"
-inputs = ["pseudo"]
-path = "${output}"
-"#,
+min_confidence = 0.5"#,
     parse: parse_config,
     keys: keys_of::<GenerateConfig>,
     build: |cfg, cx| Ok(Built::Transform(Box::new(GenerateStage::new(cfg, cx)?))),
@@ -180,7 +163,7 @@ path = "${output}"
 };
 
 fn parse_config(t: &toml::Table) -> std::result::Result<GenerateConfig, String> {
-    let cfg: GenerateConfig = crate::registry::parse_table(t)?;
+    let cfg: GenerateConfig = crate::stage::kind::parse_table(t)?;
     pseudo::check_template(&cfg.template)?;
     if !(cfg.temperature >= 0.0 && cfg.temperature.is_finite()) {
         return Err("`temperature` must be 0 or more".into());
@@ -269,7 +252,7 @@ impl GenerateStage {
             lm,
             teacher,
             stage: cx.stage.to_string(),
-            stage_seed: seed::stage_seed(cx.settings.seed, cx.stage),
+            stage_seed: cx.stage_seed(),
             metadata_names: None,
             integer_labels: true,
             pool: BTreeMap::new(),

@@ -36,8 +36,8 @@ use crate::batch::{col, Batch};
 use crate::error::{Error, Result};
 use crate::lm::causal::CausalLm;
 use crate::lm::soft_labels::{self, Sampled, TopK};
-use crate::registry::{keys_of, BuildContext, Built, Kind, Role};
 use crate::seed;
+use crate::stage::kind::{keys_of, BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{Emit, StageContext, Transform};
 
 /// Token ids of the text.
@@ -111,32 +111,16 @@ pub static KIND: Kind<LmTeacherConfig> = Kind {
     name: "lm_teacher",
     role: Role::Transform,
     summary: "Add a causal LM's per-token soft labels (sampled ids + counts, or top-k + tail) for language-model distillation",
-    example: r#"[vars]
-input = "data/train.parquet"
-output = "out/lm-soft"
-
-[pipeline]
-name = "lm-soft-labels"
-seed = 17
-
-[stages.corpus]
-kind = "parquet_source"
-path = "${input}"
-
-[stages.lm]
-kind = "lm_teacher"
-inputs = ["corpus"]
-mode = "sampled"
+    needs: Needs {
+        models: true,
+        lm_asset: true,
+        ..Needs::NOTHING
+    },
+    example: r#"mode = "sampled"
 draws = 50
-max_tokens = 8
-
-[stages.out]
-kind = "parquet_sink"
-inputs = ["lm"]
-path = "${output}"
-"#,
+max_tokens = 8"#,
     parse: |t| {
-        let cfg: LmTeacherConfig = crate::registry::parse_table(t)?;
+        let cfg: LmTeacherConfig = crate::stage::kind::parse_table(t)?;
         if cfg.k == 0 || cfg.draws == 0 || cfg.max_tokens == 0 || cfg.batch_tokens == Some(0) {
             return Err("`k`, `draws`, `max_tokens` and `batch_tokens` must be at least 1".into());
         }
@@ -211,7 +195,7 @@ impl LmTeacher {
             "position": "list position t holds the distribution of token t given the start token and tokens before t",
         });
         Ok(LmTeacher {
-            stage_seed: seed::stage_seed(cx.settings.seed, cx.stage),
+            stage_seed: cx.stage_seed(),
             cfg,
             lm,
             batch_tokens,

@@ -2,7 +2,7 @@
 //! length-bucketed batches under a token budget.
 //!
 //! A producer thread tokenizes the texts window by window (shortest first, in parallel on the
-//! stage's rayon pool), groups each window with [`crate::batching::token_batches`] so that a
+//! stage's rayon pool), groups each window with [`crate::models::batching::token_batches`] so that a
 //! forward pass holds at most `max_tokens` padded tokens, pads and uploads the batches, and
 //! queues them through a bounded channel while the caller's thread runs the previous batch:
 //! tokenization, padding and host-to-device copies overlap with the device's work, and device
@@ -17,9 +17,9 @@ use super::cnn::CnnClassifier;
 use super::folder::{Model, ModelConfig};
 use super::tokenizer::TextTokenizer;
 use super::Classifier;
-use crate::batching::token_batches;
-use crate::device::Compute;
 use crate::error::{Error, Result};
+use crate::models::batching::token_batches;
+use crate::models::device::Compute;
 
 /// Batches the producer may prepare ahead of the device.
 const PREFETCH: usize = 2;

@@ -5,8 +5,10 @@
 //! ([`init::reinit`]), because candle's CPU RNG cannot be seeded. Dropout masks come from a
 //! [`DropoutRng`] that the caller (the trainer) owns and passes in, so training is reproducible.
 
+pub mod batching;
 pub mod bert;
 pub mod cnn;
+pub mod device;
 pub mod folder;
 pub mod infer;
 pub mod init;

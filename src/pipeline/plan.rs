@@ -6,7 +6,8 @@ use arrow::datatypes::SchemaRef;
 
 use crate::error::{Error, Result};
 use crate::pipeline::spec::PipelineSpec;
-use crate::registry::{self, BuildContext, Built, Role, StageKind};
+use crate::registry;
+use crate::stage::kind::{BuildContext, Built, Role, StageKind};
 use crate::stage::RunSettings;
 
 /// A validated stage.

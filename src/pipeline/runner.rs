@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::batch::{Batch, Ledger, Tally};
 use crate::error::{Error, Result};
 use crate::pipeline::plan::Plan;
-use crate::registry::Built;
+use crate::stage::kind::Built;
 use crate::stage::{
     Emit, RunIdentity, RunSettings, Sink, SinkReport, SinkStart, Source, StageContext, Transform,
 };
@@ -78,7 +78,7 @@ pub fn fingerprint(plan: &Plan, settings: &RunSettings, inputs: &[String]) -> St
         "numerics": plan
             .stages
             .iter()
-            .any(|s| crate::registry::uses_models(s.kind.name()))
+            .any(|s| s.kind.needs().models)
             .then(|| settings.placement.numerics()),
     });
     let digest = Sha256::digest(doc.to_string().as_bytes());

@@ -33,8 +33,8 @@ use crate::augment::adapter::{augment_keys, parse_augment, write_rows, CopyOptio
 use crate::augment::Augmentation;
 use crate::batch::{col, Batch};
 use crate::error::{Error, Result};
-use crate::registry::{BuildContext, Built, Kind, Role};
 use crate::seed;
+use crate::stage::kind::{BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{Emit, StageContext, Transform};
 use crate::translate::apertium::Apertium;
 use crate::translate::marian::{Decoding, Generation, MarianPair};
@@ -208,32 +208,16 @@ pub static KIND: Kind<(CopyOptions, BacktranslateConfig)> = Kind {
     summary:
         "Translate each text into a pivot language and back: Apertium (one copy per pivot) or \
               Marian models (sampled copies)",
-    example: r#"[vars]
-input = "data/train.parquet"
-output = "out/backtranslated"
-
-[pipeline]
-name = "backtranslate"
-seed = 17
-
-[stages.corpus]
-kind = "parquet_source"
-path = "${input}"
-
-[stages.bt]
-kind = "backtranslate"
-inputs = ["corpus"]
-engine = "apertium"
+    needs: Needs {
+        models: true,
+        apertium: true,
+        ..Needs::NOTHING
+    },
+    example: r#"engine = "apertium"
 pivots = ["spa"]
 copies = 1
 keep_original = true
-lines_per_call = 1024
-
-[stages.out]
-kind = "parquet_sink"
-inputs = ["bt"]
-path = "${output}"
-"#,
+lines_per_call = 1024"#,
     parse: |t| {
         let (opts, cfg): (CopyOptions, BacktranslateConfig) = parse_augment(t)?;
         if cfg.engine == Engine::Marian {
@@ -309,7 +293,7 @@ impl Backtranslate {
             engine,
             marian,
             stage: cx.stage.to_string(),
-            stage_seed: seed::stage_seed(cx.settings.seed, cx.stage),
+            stage_seed: cx.stage_seed(),
         })
     }
 }

@@ -57,6 +57,49 @@ pub fn fixture() -> String {
         .to_string()
 }
 
+/// Trains a small CNN teacher on the fixture corpus into `dir`; returns its `final` folder.
+pub fn train_tiny_teacher(dir: &Path) -> String {
+    ok(&[
+        "train",
+        "--data",
+        &fixture(),
+        "--out",
+        dir.to_str().unwrap(),
+        "--quiet",
+        "--set",
+        "epochs=1",
+        "--set",
+        "vocab_size=1000",
+        "--set",
+        "embed_dim=16",
+    ]);
+    dir.join("final").display().to_string()
+}
+
+/// Arguments of `retort stage KIND --input INPUT --output OUTPUT --quiet`, each of `sets`
+/// passed as `--set KEY=VALUE`.
+pub fn stage_args(kind: &str, input: &str, output: &Path, sets: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "stage".into(),
+        kind.into(),
+        "--input".into(),
+        input.into(),
+        "--output".into(),
+        output.display().to_string(),
+        "--quiet".into(),
+    ];
+    for s in sets {
+        args.extend(["--set".to_string(), s.to_string()]);
+    }
+    args
+}
+
+/// Runs `retort` with owned arguments and asserts success; returns stdout.
+pub fn ok_owned(args: &[String]) -> String {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&args)
+}
+
 /// Whether the WordNet database is installed.
 pub fn wordnet() -> bool {
     Path::new("/usr/share/wordnet/data.noun").exists()

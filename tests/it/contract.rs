@@ -15,28 +15,16 @@ fn every_stage_kind_keeps_the_contract() {
     }
     // Kinds that need a model get a small one trained on the fixtures.
     let models = tempfile::tempdir().unwrap();
-    let teacher = models.path().join("teacher");
-    ok(&[
-        "train",
-        "--data",
-        &fixture(),
-        "--out",
-        teacher.to_str().unwrap(),
-        "--quiet",
-        "--set",
-        "epochs=1",
-        "--set",
-        "vocab_size=1000",
-        "--set",
-        "embed_dim=16",
-    ]);
-    let teacher = teacher.join("final").display().to_string();
+    let teacher = train_tiny_teacher(&models.path().join("teacher"));
     let apertium = crate::translate::apertium();
     for kind in STAGE_KINDS {
-        if kind.name() == "backtranslate" && !apertium {
-            continue;
-        }
-        if matches!(kind.name(), "generate" | "lm_teacher") && !crate::generate::smollm2() {
+        let needs = kind.needs();
+        if (needs.apertium && !apertium) || (needs.lm_asset && !crate::generate::smollm2()) {
+            eprintln!(
+                "skipped: the `{}` contract (needs {}; run `make assets`)",
+                kind.name(),
+                needs.describe()
+            );
             continue;
         }
         let tmp = tempfile::tempdir().unwrap();
@@ -62,13 +50,7 @@ fn every_stage_kind_keeps_the_contract() {
             .collect();
         // The declared schema of what reaches the sink.
         let parsed = spec::load(&example, &vars).unwrap();
-        let settings = RunSettings {
-            seed: parsed.seed,
-            shard: None,
-            batch_size: 1024,
-            threads: 1,
-            placement: Default::default(),
-        };
+        let settings = RunSettings::with_seed(parsed.seed);
         let planned = plan::build(&parsed, &settings, "example")
             .unwrap_or_else(|e| panic!("{}: example does not build:\n{}", kind.name(), e.render()));
         let declared = planned.stages.last().unwrap().schema.clone();

@@ -104,28 +104,11 @@ fn generate_teacher_drops_what_it_does_not_confirm() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let teacher = tmp.path().join("teacher");
-    ok(&[
-        "train",
-        "--data",
-        &fixture(),
-        "--out",
-        teacher.to_str().unwrap(),
-        "--quiet",
-        "--set",
-        "epochs=1",
-        "--set",
-        "vocab_size=1000",
-        "--set",
-        "embed_dim=16",
-    ]);
+    let teacher = train_tiny_teacher(&tmp.path().join("teacher"));
     // No classifier is certain: a threshold of 1 drops every new text as unconfirmed.
     let p = pipeline(
         tmp.path(),
-        &format!(
-            "teacher = \"{}\"\nmin_confidence = 1.0",
-            teacher.join("final").display()
-        ),
+        &format!("teacher = \"{}\"\nmin_confidence = 1.0", teacher),
     );
     let out = tmp.path().join("out");
     ok(&[

@@ -92,23 +92,13 @@ fn backtranslate_stage_writes_one_copy_per_pivot() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("bt");
-    ok(&[
-        "stage",
-        "backtranslate",
-        "--input",
-        &fixture(),
-        "--output",
-        out.to_str().unwrap(),
-        "--set",
+    let sets = [
         "pivots=[\"spa\", \"cat\"]",
-        "--set",
         "copies=2",
-        "--set",
         "keep_original=true",
-        "--set",
         "lines_per_call=64",
-        "--quiet",
-    ]);
+    ];
+    ok_owned(&stage_args("backtranslate", &fixture(), &out, &sets));
     let rows = read_rows(&out);
     let originals: Vec<_> = rows.iter().filter(|r| r.op == "orig").collect();
     assert_eq!(originals.len(), 240);
@@ -143,25 +133,8 @@ fn backtranslate_stage_writes_one_copy_per_pivot() {
     // output for a line can depend on the lines translated with it, so `lines_per_call` and
     // the batch size are part of the settings; see the stage docs.)
     let again = tmp.path().join("bt2");
-    ok(&[
-        "stage",
-        "backtranslate",
-        "--input",
-        &fixture(),
-        "--output",
-        again.to_str().unwrap(),
-        "--set",
-        "pivots=[\"spa\", \"cat\"]",
-        "--set",
-        "copies=2",
-        "--set",
-        "keep_original=true",
-        "--set",
-        "lines_per_call=64",
-        "--set",
-        "processes=1",
-        "--quiet",
-    ]);
+    let sets = [sets.as_slice(), &["processes=1"]].concat();
+    ok_owned(&stage_args("backtranslate", &fixture(), &again, &sets));
     let texts = |rows: &[Row]| rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
     assert_eq!(texts(&read_rows(&again)), texts(&rows));
 }
@@ -234,28 +207,22 @@ fn tiny_marian_pair(dir: &std::path::Path) -> (String, String) {
 }
 
 fn marian_stage(out: &std::path::Path, f: &str, b: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "stage",
+    let (forward, backward) = (
+        format!("forward_model=\"{f}\""),
+        format!("backward_model=\"{b}\""),
+    );
+    let mut args = stage_args(
         "backtranslate",
-        "--input",
         &fixture(),
-        "--output",
-        out.to_str().unwrap(),
-        "--set",
-        "engine=\"marian\"",
-        "--set",
-        &format!("forward_model=\"{f}\""),
-        "--set",
-        &format!("backward_model=\"{b}\""),
-        "--set",
-        "pivot=\"xx\"",
-        "--set",
-        "max_new_tokens=8",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        out,
+        &[
+            "engine=\"marian\"",
+            &forward,
+            &backward,
+            "pivot=\"xx\"",
+            "max_new_tokens=8",
+        ],
+    );
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }

@@ -6,6 +6,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use serde::Serialize;
 
+pub mod kind;
+
 use crate::batch::{Batch, Entry, Reject, Tally};
 use crate::error::Result;
 
@@ -21,12 +23,24 @@ pub struct RunSettings {
     /// Worker threads for data-parallel work inside a stage.
     pub threads: usize,
     /// Where model stages run and at which precision (`--device`, `--precision`).
-    pub placement: crate::device::Placement,
+    pub placement: crate::models::device::Placement,
 }
 
 impl RunSettings {
+    /// Settings for planning or running with `seed`: unsharded, 1,024-row batches, one worker
+    /// thread, on the CPU. Callers change what they need with struct update syntax.
+    pub fn with_seed(seed: u64) -> Self {
+        RunSettings {
+            seed,
+            shard: None,
+            batch_size: 1024,
+            threads: 1,
+            placement: Default::default(),
+        }
+    }
+
     /// Opens the device model stages run on, with the inference dtype resolved on it.
-    pub fn compute(&self) -> crate::error::Result<crate::device::Compute> {
+    pub fn compute(&self) -> crate::error::Result<crate::models::device::Compute> {
         self.placement.open()
     }
 

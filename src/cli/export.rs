@@ -6,8 +6,8 @@ use std::io::Write;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
-use crate::error::{io_error, Error, Result};
-use crate::io::files::resolve_inputs;
+use retort::error::{io_error, Error, Result};
+use retort::io::files::resolve_inputs;
 
 /// Writes the rows of every Parquet file under `path` (a file, folder or glob; parts in name
 /// order) as JSON objects, one per line. `columns` picks and orders columns (all when

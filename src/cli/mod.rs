@@ -1,5 +1,8 @@
 //! The command line: subcommands and how their results are printed.
 
+mod export;
+mod inspect;
+
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,14 +10,15 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::device::{DeviceSpec, Placement, Precision};
-use crate::distill::{self, train::TrainConfig};
-use crate::error::{Error, Result};
-use crate::pipeline::plan;
-use crate::pipeline::runner::{self, RunOptions, RunReport};
-use crate::pipeline::spec::{self, PipelineSpec, StageSpec};
-use crate::registry::{self, Role};
-use crate::stage::RunSettings;
+use retort::distill::{self, train::TrainConfig};
+use retort::error::{Error, Result};
+use retort::models::device::{DeviceSpec, Placement, Precision};
+use retort::pipeline::plan;
+use retort::pipeline::runner::{self, RunOptions, RunReport};
+use retort::pipeline::spec::{self, PipelineSpec, StageSpec};
+use retort::registry;
+use retort::stage::kind::{self, Role};
+use retort::stage::RunSettings;
 
 /// Prepare data for knowledge distillation: augment Parquet text corpora, reproducibly.
 #[derive(Debug, Parser)]
@@ -44,7 +48,11 @@ enum Command {
         pipeline: PipelineArgs,
     },
     /// List the stage kinds.
-    Stages,
+    Stages {
+        /// Print the list as the Markdown table the README holds.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Show a stage kind's keys and a complete example pipeline.
     Describe {
         /// The stage kind, e.g. `synonym`.
@@ -352,13 +360,7 @@ where
         }
         Command::Validate { pipeline } => {
             let spec = spec::load(&pipeline.pipeline, &pipeline.vars)?;
-            let settings = RunSettings {
-                seed: spec.seed,
-                shard: None,
-                batch_size: 1024,
-                threads: 1,
-                placement: Default::default(),
-            };
+            let settings = RunSettings::with_seed(spec.seed);
             let origin = format!("`{}`", pipeline.pipeline.display());
             let plan = plan::build(&spec, &settings, &origin)?;
             println!(
@@ -375,13 +377,7 @@ where
         }
         Command::Graph { pipeline } => {
             let spec = spec::load(&pipeline.pipeline, &pipeline.vars)?;
-            let settings = RunSettings {
-                seed: spec.seed,
-                shard: None,
-                batch_size: 1024,
-                threads: 1,
-                placement: Default::default(),
-            };
+            let settings = RunSettings::with_seed(spec.seed);
             let plan = plan::build(
                 &spec,
                 &settings,
@@ -390,8 +386,15 @@ where
             print!("{}", plan.to_dot());
             Ok(0)
         }
-        Command::Stages => {
-            print!("{}", stages_text());
+        Command::Stages { markdown } => {
+            print!(
+                "{}",
+                if markdown {
+                    stages_markdown()
+                } else {
+                    stages_text()
+                }
+            );
             Ok(0)
         }
         Command::Describe { kind } => {
@@ -419,7 +422,7 @@ where
             quiet,
         } => {
             if help_keys {
-                print!("{}", keys_text(&registry::keys_of::<TrainConfig>()));
+                print!("{}", keys_text(&kind::keys_of::<TrainConfig>()));
                 return Ok(0);
             }
             let mut cfg = train_config(&sets)?;
@@ -525,11 +528,11 @@ where
             models,
         } => {
             let device = models.placement()?.open()?.device;
-            let m = crate::models::folder::Model::load(&model, &device)?;
+            let m = retort::models::folder::Model::load(&model, &device)?;
             let ds = distill::data::load(&data, "text", "label", Some(&m.info.label_names))?;
             let metrics = distill::train::evaluate(&m, &ds)?;
             if let Some(out) = out {
-                crate::io::manifest::write_json_atomic(&out, &metrics)?;
+                retort::io::manifest::write_json_atomic(&out, &metrics)?;
             }
             println!(
                 "{}",
@@ -543,7 +546,7 @@ where
             limit,
         } => {
             let stdout = std::io::stdout();
-            crate::export::export(
+            export::export(
                 &path,
                 &columns,
                 limit,
@@ -552,8 +555,8 @@ where
             Ok(0)
         }
         Command::TokenizerFromGguf { gguf, out } => {
-            let content = crate::lm::gguf_tokenizer::read_gguf(&gguf)?;
-            let tokenizer = crate::lm::gguf_tokenizer::tokenizer_from_gguf(&content)?;
+            let content = retort::lm::gguf_tokenizer::read_gguf(&gguf)?;
+            let tokenizer = retort::lm::gguf_tokenizer::tokenizer_from_gguf(&content)?;
             tokenizer
                 .save(&out, false)
                 .map_err(|e| Error::user(format!("cannot write `{}`: {e}", out.display())))?;
@@ -570,7 +573,7 @@ where
             op,
             json,
         } => {
-            let report = crate::inspect::inspect(&path, samples, op.as_deref())?;
+            let report = inspect::inspect(&path, samples, op.as_deref())?;
             if json {
                 println!(
                     "{}",
@@ -692,6 +695,23 @@ pub fn stages_text() -> String {
     s
 }
 
+/// The README's table of stage kinds (`retort stages --markdown`); a test keeps the README
+/// equal to it.
+pub fn stages_markdown() -> String {
+    let mut s = String::from("| kind | role | needs | what it does |\n|---|---|---|---|\n");
+    for k in registry::STAGE_KINDS {
+        let needs = k.needs().describe();
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            k.name(),
+            k.role(),
+            if needs.is_empty() { "-" } else { &needs },
+            k.summary()
+        ));
+    }
+    s
+}
+
 /// The text of `retort describe KIND`.
 pub fn describe_text(kind: &str) -> Result<String> {
     let k = registry::find(kind).ok_or_else(|| {
@@ -702,7 +722,7 @@ pub fn describe_text(kind: &str) -> Result<String> {
         }
     })?;
     let mut s = format!("{} ({})\n  {}\n\nkeys:\n", k.name(), k.role(), k.summary());
-    let mut keys = vec![registry::KeyDoc {
+    let mut keys = vec![kind::KeyDoc {
         name: "kind".into(),
         ty: "string".into(),
         default: None,
@@ -710,7 +730,7 @@ pub fn describe_text(kind: &str) -> Result<String> {
         doc: format!("`{}`", k.name()),
     }];
     if k.role() != Role::Source {
-        keys.push(registry::KeyDoc {
+        keys.push(kind::KeyDoc {
             name: "inputs".into(),
             ty: "array of string".into(),
             default: None,
@@ -721,12 +741,12 @@ pub fn describe_text(kind: &str) -> Result<String> {
     keys.extend(k.keys());
     s.push_str(&keys_text(&keys));
     s.push_str("\nexample (run it with `retort run FILE --var input=... --var output=...`):\n\n");
-    s.push_str(k.example());
+    s.push_str(&k.example());
     Ok(s)
 }
 
 /// One entry per key: name, type, default and documentation.
-fn keys_text(keys: &[registry::KeyDoc]) -> String {
+fn keys_text(keys: &[kind::KeyDoc]) -> String {
     let mut s = String::new();
     for key in keys {
         let default = match (&key.default, key.required) {
@@ -748,7 +768,7 @@ fn train_config(sets: &[(String, String)]) -> Result<TrainConfig> {
     for (k, v) in sets {
         table.insert(k.clone(), spec::typed_scalar(v));
     }
-    let cfg: TrainConfig = registry::parse_table(&table).map_err(|e| {
+    let cfg: TrainConfig = kind::parse_table(&table).map_err(|e| {
         Error::user(format!("`--set`: {e}"))
             .with_hint("`retort train --help-keys` lists the settings")
     })?;

@@ -9,9 +9,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use serde::Serialize;
 
-use crate::batch::col;
-use crate::error::{Error, Result};
-use crate::io::files::resolve_inputs;
+use retort::batch::col;
+use retort::error::{Error, Result};
+use retort::io::files::resolve_inputs;
 
 /// One sample row.
 #[derive(Debug, Clone, Serialize)]
