@@ -73,10 +73,20 @@ mod tests {
         }
     }
 
-    /// The `name` of every `pub static KIND: Kind<...> = Kind { name: "..." ...` in `text`.
+    /// The `name` of every kind defined in `text`: a line that starts `pub static KIND: Kind<`,
+    /// then the first `name: "..."` after it.
     fn defined_kinds(text: &str) -> Vec<String> {
-        text.match_indices("pub static KIND: Kind<")
-            .filter_map(|(at, _)| {
+        let mut at = 0;
+        let mut starts = Vec::new();
+        for line in text.split_inclusive('\n') {
+            if line.starts_with("pub static KIND: Kind<") {
+                starts.push(at);
+            }
+            at += line.len();
+        }
+        starts
+            .into_iter()
+            .filter_map(|at| {
                 let rest = &text[at..];
                 let name = rest.find("name: \"")? + "name: \"".len();
                 let end = rest[name..].find('"')?;
