@@ -27,7 +27,7 @@ fn describe_unknown_kind_suggests_the_nearest() {
 fn describe_shows_docs_and_example() {
     let out = ok(&["describe", "synonym"]);
     assert!(out.contains("copies : integer (default 1)"), "{out}");
-    assert!(out.contains("[stages.syn]"), "{out}");
+    assert!(out.contains("[stages.synonym]"), "{out}");
 }
 
 #[test]
