@@ -156,3 +156,27 @@ fn a_folder_of_foreign_parquet_files_is_not_overwritten() {
     assert!(err.contains("did not write"), "{err}");
     assert!(out.join("train.parquet").exists());
 }
+
+/// A run refuses an output folder another run is writing to (exit 2, naming that run's pid),
+/// instead of interleaving its parts with the other run's.
+#[test]
+fn a_second_writer_is_refused_while_the_first_holds_the_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let held = retort::io::lock::OutputLock::acquire(&out, "_LOCK").unwrap();
+    let args = stage_args("perturb", &fixture(), &out, &["mode=\"swap\""]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = fails(&args, 2);
+    assert!(
+        err.contains(&format!(
+            "another retort run (pid {}) is writing to",
+            std::process::id()
+        )),
+        "{err}"
+    );
+    assert!(!out.join("_SUCCESS.json").exists());
+    drop(held);
+    ok(&args);
+    assert!(out.join("_SUCCESS.json").exists());
+}

@@ -1,28 +1,27 @@
 //! `parquet_sink`: writes part files atomically, journals each commit, and writes the manifest
 //! `_SUCCESS.json` last. A crashed run resumes from the last committed part.
 
-use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod part_file;
 
-use arrow::array::{ArrayRef, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use arrow::datatypes::SchemaRef;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::batch::{col, Batch, Reject, Tally};
 use crate::error::{io_error, Error, Result};
+use crate::io::lock::OutputLock;
 use crate::io::manifest::{read_json, write_json_atomic, FileEntry, Manifest, PartRecord};
 use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{RunIdentity, RunSettings, Sink, SinkReport, SinkStart, StageContext};
+pub use part_file::rejects_schema;
+use part_file::{file_sha256, relative, write_rejects, PartWriter, TMP_PREFIX};
 
 /// Compression codec of the part files.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -95,28 +94,9 @@ zstd_level = 1"#,
     config: std::marker::PhantomData,
 };
 
-/// A file writer that hashes and counts what it writes.
-struct HashingFile {
-    file: std::io::BufWriter<std::fs::File>,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl Write for HashingFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
-
 /// The part being written.
 struct OpenPart {
-    writer: Option<ArrowWriter<HashingFile>>,
+    writer: Option<PartWriter>,
     rows: u64,
     seq_first: u64,
     seq_last: u64,
@@ -139,6 +119,8 @@ pub struct ParquetSink {
     committed: Vec<PartRecord>,
     open: Option<OpenPart>,
     seen: HashSet<(String, u64)>,
+    /// Held from `start` to the end of the run.
+    lock: Option<OutputLock>,
 }
 
 impl ParquetSink {
@@ -172,11 +154,20 @@ impl ParquetSink {
             committed: Vec::new(),
             open: None,
             seen: HashSet::new(),
+            lock: None,
         })
     }
 
     fn part_name(&self, index: u32) -> String {
         format!("{}part-{index:05}.parquet", self.prefix)
+    }
+
+    /// The lock file of this sink (one per shard, so the shards of a run can share a folder).
+    fn lock_name(&self) -> String {
+        match self.prefix.strip_suffix('.') {
+            Some(shard) => format!("_LOCK.{shard}"),
+            None => "_LOCK".into(),
+        }
     }
 
     fn progress_dir(&self) -> PathBuf {
@@ -189,7 +180,7 @@ impl ParquetSink {
 
     /// Files of this shard that a run writes, by folder.
     fn is_ours(&self, name: &str) -> bool {
-        let rest = name.strip_prefix("_tmp.").unwrap_or(name);
+        let rest = name.strip_prefix(TMP_PREFIX).unwrap_or(name);
         rest.strip_prefix(self.prefix.as_str())
             .is_some_and(|r| r.starts_with("part-"))
             || name == self.manifest_name
@@ -269,31 +260,20 @@ impl ParquetSink {
         Ok(props.build())
     }
 
-    fn open_writer(&self, index: u32, schema: &SchemaRef) -> Result<ArrowWriter<HashingFile>> {
-        let tmp = self.dir.join(format!("_tmp.{}", self.part_name(index)));
-        let file = std::fs::File::create(&tmp)
-            .map_err(|e| io_error(format!("cannot create `{}`", tmp.display()), e))?;
-        let inner = HashingFile {
-            file: std::io::BufWriter::with_capacity(1 << 20, file),
-            hasher: Sha256::new(),
-            bytes: 0,
-        };
-        Ok(ArrowWriter::try_new(
-            inner,
-            schema.clone(),
-            Some(self.writer_props()?),
-        )?)
+    fn open_writer(&self, index: u32, schema: &SchemaRef) -> Result<PartWriter> {
+        PartWriter::create(
+            &self.dir,
+            &self.part_name(index),
+            schema,
+            self.writer_props()?,
+        )
     }
 
     fn over_limit(&self) -> bool {
         let Some(part) = &self.open else {
             return false;
         };
-        let bytes = part
-            .writer
-            .as_ref()
-            .map(|w| w.bytes_written() + w.in_progress_size())
-            .unwrap_or(0) as u64;
+        let bytes = part.writer.as_ref().map_or(0, PartWriter::size);
         part.rows >= self.cfg.rows_per_file || bytes >= self.cfg.bytes_per_file
     }
 
@@ -305,12 +285,11 @@ impl ParquetSink {
         let index = self.committed.len() as u32;
         let name = self.part_name(index);
         let (bytes, sha) = match part.writer {
-            Some(w) => close_and_rename(w, &self.dir, &name)?,
+            Some(w) => w.commit(&self.dir, &name)?,
             None => {
                 // A part with no rows still gets a (valid, empty) file so every part has data.
                 let schema = self.schema.clone().expect("started");
-                let w = self.open_writer(index, &schema)?;
-                close_and_rename(w, &self.dir, &name)?
+                self.open_writer(index, &schema)?.commit(&self.dir, &name)?
             }
         };
         let rejects_file = if part.rejects.is_empty() {
@@ -398,85 +377,6 @@ impl ParquetSink {
     }
 }
 
-fn relative(dir: &Path, root: &Path, name: &str) -> String {
-    match dir.strip_prefix(root) {
-        Ok(p) if !p.as_os_str().is_empty() => format!("{}/{name}", p.display()),
-        _ => name.to_string(),
-    }
-}
-
-fn file_sha256(path: &Path) -> Result<String> {
-    let bytes = fs_err::read(path).map_err(|e| io_error("cannot read", e))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
-}
-
-/// Finishes a writer, syncs the file and renames it from its temporary name.
-fn close_and_rename(w: ArrowWriter<HashingFile>, dir: &Path, name: &str) -> Result<(u64, String)> {
-    let mut inner = w.into_inner()?;
-    inner
-        .flush()
-        .map_err(|e| io_error("cannot write part", e))?;
-    let HashingFile {
-        file,
-        hasher,
-        bytes,
-    } = inner;
-    let file = file
-        .into_inner()
-        .map_err(|e| io_error("cannot write part", e.into_error()))?;
-    file.sync_all()
-        .map_err(|e| io_error("cannot sync part", e))?;
-    let tmp = dir.join(format!("_tmp.{name}"));
-    fs_err::rename(&tmp, dir.join(name)).map_err(|e| io_error("cannot commit part", e))?;
-    Ok((bytes, hex::encode(hasher.finalize())))
-}
-
-/// The schema of `_rejects/` files.
-pub fn rejects_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("stage", DataType::Utf8, false),
-        Field::new("reason", DataType::Utf8, false),
-        Field::new("detail", DataType::Utf8, false),
-        Field::new("id", DataType::Utf8, true),
-        Field::new("text", DataType::Utf8, true),
-    ]))
-}
-
-fn write_rejects(dir: &Path, name: &str, rejects: &[Reject]) -> Result<()> {
-    fs_err::create_dir_all(dir).map_err(|e| io_error("cannot create `_rejects`", e))?;
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            rejects.iter().map(|r| r.stage.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rejects.iter().map(|r| r.reason.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rejects.iter().map(|r| r.detail.as_str()),
-        )),
-        Arc::new(StringArray::from_iter(
-            rejects.iter().map(|r| r.id.as_deref()),
-        )),
-        Arc::new(StringArray::from_iter(
-            rejects.iter().map(|r| r.text.as_deref()),
-        )),
-    ];
-    let batch = RecordBatch::try_new(rejects_schema(), cols)?;
-    let tmp = dir.join(format!("_tmp.{name}"));
-    let file =
-        std::fs::File::create(&tmp).map_err(|e| io_error("cannot create rejects file", e))?;
-    let props = WriterProperties::builder()
-        .set_compression(PqCompression::ZSTD(ZstdLevel::default()))
-        .build();
-    let mut w = ArrowWriter::try_new(file, rejects_schema(), Some(props))?;
-    w.write(&batch)?;
-    let file = w.into_inner()?;
-    file.sync_all()
-        .map_err(|e| io_error("cannot sync rejects file", e))?;
-    fs_err::rename(&tmp, dir.join(name)).map_err(|e| io_error("cannot commit rejects file", e))?;
-    Ok(())
-}
-
 impl Sink for ParquetSink {
     fn accepts(&self, _input: &SchemaRef) -> Result<()> {
         Ok(())
@@ -491,6 +391,8 @@ impl Sink for ParquetSink {
                 e,
             )
         })?;
+        // Before anything in the folder is read or removed: no other writer is in it.
+        self.lock = Some(OutputLock::acquire(&self.dir, &self.lock_name())?);
         let manifest_path = self.dir.join(&self.manifest_name);
         if manifest_path.exists() {
             let m: Manifest = read_json(&manifest_path)?;
@@ -516,7 +418,7 @@ impl Sink for ParquetSink {
                 let ours = name.starts_with(&self.prefix)
                     && name.contains("part-")
                     && name.ends_with(".json")
-                    && !name.starts_with("_tmp.")
+                    && !name.starts_with(TMP_PREFIX)
                     && (!self.prefix.is_empty() || !name.starts_with("shard-"));
                 if ours {
                     records.push(read_json(&e.path())?);
