@@ -300,6 +300,10 @@ struct RuntimeArgs {
     /// Overwrite output folders that hold another run's files.
     #[arg(long)]
     force: bool,
+    /// Read input folders whose run has not finished (no `_SUCCESS.json`): only the rows
+    /// committed so far.
+    #[arg(long)]
+    allow_incomplete: bool,
     /// No progress bar and no summary.
     #[arg(long, short)]
     quiet: bool,
@@ -606,6 +610,7 @@ fn execute(spec: &PipelineSpec, origin: &str, rt: &RuntimeArgs) -> Result<i32> {
         batch_size: rt.batch_size,
         threads,
         placement,
+        allow_incomplete: rt.allow_incomplete,
     };
     let plan = plan::build(spec, &settings, origin)?;
     let opts = RunOptions {

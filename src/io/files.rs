@@ -9,6 +9,70 @@ pub fn is_hidden(name: &str) -> bool {
     name.starts_with('_') || name.starts_with('.')
 }
 
+/// Refuses to read `folder` when it is a retort output that is not finished: it has
+/// `_progress/` (parts were committed) but no `_SUCCESS.json`, nor a complete set of shard
+/// manifests `_SUCCESS.shard-I-of-N.json` for I = 1..N. Such a folder holds only part of its
+/// rows: its run was killed or is still running. Folders retort did not write pass.
+pub fn check_finished(folder: &Path) -> Result<()> {
+    if !folder.join("_progress").is_dir() || folder.join("_SUCCESS.json").is_file() {
+        return Ok(());
+    }
+    let mut shards: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(folder) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(shard) = shard_of_manifest(&name) {
+                shards.push(shard);
+            }
+        }
+    }
+    let total = shards.first().map(|s| s.1);
+    let complete = total.is_some_and(|n| {
+        shards.iter().all(|s| s.1 == n) && (1..=n).all(|i| shards.contains(&(i, n)))
+    });
+    if complete {
+        return Ok(());
+    }
+    let what = match total {
+        Some(n) => format!(
+            "holds {} of {n} shard manifests and no `_SUCCESS.json`",
+            shards.len()
+        ),
+        None => "has no `_SUCCESS.json`".to_string(),
+    };
+    Err(Error::user(format!(
+        "input `{}` is an unfinished retort output: it {what}, so it holds only the rows committed so far",
+        folder.display()
+    ))
+    .with_hint(
+        "finish that run first (run it again: it resumes), or pass `--allow-incomplete` to read what it has",
+    ))
+}
+
+/// `(I, N)` of a shard manifest name `_SUCCESS.shard-IIII-of-NNNN.json`.
+fn shard_of_manifest(name: &str) -> Option<(u32, u32)> {
+    let tag = name
+        .strip_prefix("_SUCCESS.shard-")?
+        .strip_suffix(".json")?;
+    let (i, n) = tag.split_once("-of-")?;
+    Some((i.parse().ok()?, n.parse().ok()?))
+}
+
+/// The folders that `files` (resolved inputs) come from, each once, in order.
+pub fn input_folders(files: &[PathBuf]) -> Vec<PathBuf> {
+    let mut folders: Vec<PathBuf> = Vec::new();
+    for f in files {
+        let dir = f
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        if !folders.contains(&dir) {
+            folders.push(dir);
+        }
+    }
+    folders
+}
+
 /// Resolves `pattern` to Parquet files in a stable (sorted) order.
 ///
 /// A folder yields its `*.parquet` files (not recursing, skipping names that start with `_`

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::batch::{col, Batch, Ledger, OP_ORIG};
 use crate::error::{Error, Result};
-use crate::io::files::resolve_inputs;
+use crate::io::files::{check_finished, input_folders, resolve_inputs};
 use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{RunSettings, Source, StageContext};
 
@@ -132,6 +132,11 @@ impl ParquetSource {
     /// this shard. Reads no data.
     pub fn open(cfg: ParquetSourceConfig, cx: &BuildContext<'_>) -> Result<Self> {
         let paths = resolve_inputs(&cfg.path)?;
+        if !cx.settings.allow_incomplete {
+            for folder in input_folders(&paths) {
+                check_finished(&folder)?;
+            }
+        }
         let mut files = Vec::new();
         let mut columns: Option<Columns> = None;
         let mut schema: Option<SchemaRef> = None;

@@ -24,6 +24,8 @@ pub struct RunSettings {
     pub threads: usize,
     /// Where model stages run and at which precision (`--device`, `--precision`).
     pub placement: crate::models::device::Placement,
+    /// Read input folders of unfinished runs too (`--allow-incomplete`).
+    pub allow_incomplete: bool,
 }
 
 impl RunSettings {
@@ -36,6 +38,7 @@ impl RunSettings {
             batch_size: 1024,
             threads: 1,
             placement: Default::default(),
+            allow_incomplete: false,
         }
     }
 

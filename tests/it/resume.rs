@@ -180,3 +180,50 @@ fn a_second_writer_is_refused_while_the_first_holds_the_folder() {
     ok(&args);
     assert!(out.join("_SUCCESS.json").exists());
 }
+
+/// A folder whose run has not finished (parts committed, no `_SUCCESS.json`, or only some
+/// shards' manifests) is refused as an input unless `--allow-incomplete` is given.
+#[test]
+fn an_unfinished_upstream_folder_is_refused_as_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("up");
+    let sets = ["mode=\"swap\"", "keep_original=true"];
+    ok_owned(&stage_args("perturb", &fixture(), &up, &sets));
+    std::fs::remove_file(up.join("_SUCCESS.json")).unwrap();
+    let down = tmp.path().join("down");
+    let mut args = stage_args("perturb", up.to_str().unwrap(), &down, &["mode=\"swap\""]);
+    let refused = |args: &[String]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(&args, 1)
+    };
+    let err = refused(&args);
+    assert!(err.contains("is an unfinished retort output"), "{err}");
+    assert!(err.contains("--allow-incomplete"), "{err}");
+    args.push("--allow-incomplete".into());
+    ok_owned(&args);
+
+    // Shards: one of two manifests is not enough; both are.
+    let sharded = tmp.path().join("sharded");
+    let shard = |i: &str| {
+        let mut a = stage_args("perturb", &fixture(), &sharded, &sets);
+        a.extend([
+            "--shard".into(),
+            format!("{i}/2"),
+            "--batch-size".into(),
+            "7".into(),
+        ]);
+        ok_owned(&a);
+    };
+    shard("1");
+    let down2 = tmp.path().join("down2");
+    let args = stage_args(
+        "perturb",
+        sharded.to_str().unwrap(),
+        &down2,
+        &["mode=\"swap\""],
+    );
+    let err = refused(&args);
+    assert!(err.contains("holds 1 of 2 shard manifests"), "{err}");
+    shard("2");
+    ok_owned(&args);
+}
