@@ -1,6 +1,7 @@
 //! Reading and writing Parquet: the source, the sink with its manifest, input file listing.
 
 pub mod files;
+pub mod identity;
 pub mod lock;
 pub mod manifest;
 pub mod sink;

@@ -550,11 +550,7 @@ impl Source for ParquetSource {
     fn input_identity(&self) -> String {
         self.files
             .iter()
-            .map(|f| {
-                let rows: i64 = f.meta.metadata().file_metadata().num_rows();
-                let size = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
-                format!("{}:{size}:{rows}", f.path.display())
-            })
+            .map(|f| crate::io::identity::parquet_file_identity(&f.path))
             .collect::<Vec<_>>()
             .join(";")
     }

@@ -227,3 +227,49 @@ fn an_unfinished_upstream_folder_is_refused_as_input() {
     shard("2");
     ok_owned(&args);
 }
+
+/// A finished folder is "up to date" only while its files are the ones its manifest lists.
+#[test]
+fn a_damaged_finished_folder_is_not_up_to_date() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let args = stage_args(
+        "perturb",
+        &fixture(),
+        &out,
+        &["mode=\"swap\"", "keep_original=true"],
+    );
+    ok_owned(&args);
+    ok_owned(&args);
+    let part = out.join("part-00000.parquet");
+    let bytes = std::fs::read(&part).unwrap();
+    std::fs::write(&part, &bytes[..bytes.len() / 2]).unwrap();
+    let args_ref: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = fails(&args_ref, 1);
+    assert!(err.contains("`part-00000.parquet` has"), "{err}");
+    std::fs::remove_file(&part).unwrap();
+    let err = fails(&args_ref, 1);
+    assert!(err.contains("`part-00000.parquet` is missing"), "{err}");
+    let mut forced = args.clone();
+    forced.push("--force".into());
+    ok_owned(&forced);
+    assert_eq!(std::fs::read(&part).unwrap().len(), bytes.len());
+}
+
+/// An input rewritten with other content at the same size is another input: the finished
+/// output is not called up to date.
+#[test]
+fn a_rewritten_input_of_the_same_size_is_not_up_to_date() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.parquet");
+    std::fs::copy(fixture(), &input).unwrap();
+    let out = tmp.path().join("out");
+    let args = stage_args("perturb", input.to_str().unwrap(), &out, &["mode=\"swap\""]);
+    ok_owned(&args);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Same bytes, written again: a new modification time, as a rewrite would have.
+    std::fs::write(&input, std::fs::read(fixture()).unwrap()).unwrap();
+    let args_ref: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = fails(&args_ref, 1);
+    assert!(err.contains("another configuration"), "{err}");
+}

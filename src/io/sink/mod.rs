@@ -217,6 +217,24 @@ impl ParquetSink {
             .collect()
     }
 
+    /// Checks that every file a finished run's manifest lists is there with its size, before
+    /// the run is called up to date.
+    fn check_intact(&self, m: &Manifest) -> Result<()> {
+        for f in m.files.iter().chain(&m.rejects) {
+            let size = std::fs::metadata(self.dir.join(&f.path)).map(|m| m.len());
+            let problem = match size {
+                Err(_) => "is missing".to_string(),
+                Ok(n) if n != f.bytes => format!("has {n} bytes"),
+                Ok(_) => continue,
+            };
+            return Err(self.refuse(&format!(
+                "holds a finished run whose files changed since: `{}` {problem}, the manifest says {} bytes",
+                f.path, f.bytes
+            )));
+        }
+        Ok(())
+    }
+
     fn refuse(&self, what: &str) -> Error {
         Error::user(format!("output folder `{}` {what}", self.dir.display())).with_hint(
             "choose another output folder, delete this one, or pass `--force` to overwrite it",
@@ -397,6 +415,7 @@ impl Sink for ParquetSink {
         if manifest_path.exists() {
             let m: Manifest = read_json(&manifest_path)?;
             if m.fingerprint == run.fingerprint && !run.force {
+                self.check_intact(&m)?;
                 self.done = true;
                 return Ok(SinkStart::Done);
             }
