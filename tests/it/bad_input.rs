@@ -323,3 +323,40 @@ fn an_nltk_wordnet_folder_works_too() {
     );
     assert!(err.contains("apt-get install -y wordnet-base"), "{err}");
 }
+
+/// A dictionary-encoded text column (what pandas writes for a categorical) is read as text.
+#[test]
+fn a_dictionary_encoded_text_column_is_read_as_text() {
+    use arrow::array::{DictionaryArray, StringArray};
+    use arrow::datatypes::Int32Type;
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("dict.parquet");
+    let text: DictionaryArray<Int32Type> = vec!["good film", "bad film", "good film"]
+        .into_iter()
+        .collect();
+    let ids = StringArray::from(vec!["a", "b", "c"]);
+    let labels = Int64Array::from(vec![1, 0, 1]);
+    write_parquet(
+        &input,
+        vec![
+            ("id", std::sync::Arc::new(ids)),
+            ("text", std::sync::Arc::new(text)),
+            ("label", std::sync::Arc::new(labels)),
+        ],
+        10,
+    );
+    let out = tmp.path().join("out");
+    ok_owned(&stage_args(
+        "perturb",
+        input.to_str().unwrap(),
+        &out,
+        &["mode=\"swap\"", "keep_original=true"],
+    ));
+    let rows = read_rows(&out);
+    let originals: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.op == "orig")
+        .map(|r| r.text.as_str())
+        .collect();
+    assert_eq!(originals, vec!["good film", "bad film", "good film"]);
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, StringArray, StringBuilder, UInt64Array};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
@@ -15,11 +15,14 @@ use parquet::arrow::ProjectionMask;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+mod columns;
+
 use crate::batch::{col, Batch, Ledger, OP_ORIG};
 use crate::error::{Error, Result};
 use crate::io::files::{check_finished, input_folders, resolve_inputs};
 use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{RunSettings, Source, StageContext};
+use columns::{field_names, output_schema, resolve_columns, to_utf8, Columns};
 
 /// Configuration of `parquet_source`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -89,17 +92,6 @@ struct Unit {
     first_seq: u64,
 }
 
-/// Where each output column comes from.
-#[derive(Debug, Clone)]
-struct Columns {
-    text: String,
-    id: Option<String>,
-    label: Option<String>,
-    passthrough: Vec<String>,
-    /// The files already carry `retort` provenance columns (the output of an earlier run).
-    carry_provenance: bool,
-}
-
 /// Reads Parquet files batch by batch.
 pub struct ParquetSource {
     files: Vec<InputFile>,
@@ -112,19 +104,6 @@ pub struct ParquetSource {
     next_unit: usize,
     reader: Option<(usize, ParquetRecordBatchReader, u64, u64)>,
     skip_below: u64,
-}
-
-fn field_names(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| format!("`{}`", f.name()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn is_string(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
 impl ParquetSource {
@@ -359,150 +338,6 @@ impl ParquetSource {
         }
         Ok(batch)
     }
-}
-
-fn to_utf8(a: &ArrayRef, name: &str, file: &str) -> Result<ArrayRef> {
-    if a.data_type() == &DataType::Utf8 {
-        return Ok(a.clone());
-    }
-    arrow::compute::cast(a, &DataType::Utf8).map_err(|e| {
-        Error::user(format!(
-            "column `{name}` of `{file}` cannot be read as text"
-        ))
-        .with_source(e)
-    })
-}
-
-impl Columns {
-    fn read_list(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = vec![&self.text];
-        v.extend(self.id.as_deref());
-        v.extend(self.label.as_deref());
-        if self.carry_provenance {
-            v.extend(col::PROVENANCE[1..].iter().copied());
-        }
-        v.extend(self.passthrough.iter().map(String::as_str));
-        v
-    }
-}
-
-fn resolve_columns(cfg: &ParquetSourceConfig, schema: &Schema, file: &str) -> Result<Columns> {
-    let has = |n: &str| schema.index_of(n).is_ok();
-    let missing = |what: &str, n: &str, key: &str| {
-        Error::user(format!(
-            "`{file}` has no {what} column `{n}`; its columns are: {}",
-            field_names(schema)
-        ))
-        .with_hint(format!("set `{key}` to the column that holds the {what}"))
-    };
-    if !has(&cfg.text_column) {
-        return Err(missing("text", &cfg.text_column, "text_column"));
-    }
-    let text_type = schema
-        .field_with_name(&cfg.text_column)?
-        .data_type()
-        .clone();
-    if !is_string(&text_type) {
-        return Err(Error::user(format!(
-            "column `{}` of `{file}` has type {text_type}; the text column must hold strings",
-            cfg.text_column
-        ))
-        .with_hint("set `text_column` to a string column"));
-    }
-    let carry = col::PROVENANCE.iter().all(|c| has(c));
-    let id = match &cfg.id_column {
-        Some(n) if !has(n) => return Err(missing("id", n, "id_column")),
-        Some(n) => Some(n.clone()),
-        None if has(col::ID) => Some(col::ID.to_string()),
-        None => None,
-    };
-    if let Some(idc) = &id {
-        let t = schema.field_with_name(idc)?.data_type();
-        if !(is_string(t) || t.is_integer()) {
-            return Err(Error::user(format!(
-                "column `{idc}` of `{file}` has type {t}; ids must be strings or integers"
-            ))
-            .with_hint(
-                "set `id_column` to another column, or remove the id column to derive ids",
-            ));
-        }
-    }
-    let label = match &cfg.label_column {
-        Some(n) if !has(n) => return Err(missing("label", n, "label_column")),
-        Some(n) => Some(n.clone()),
-        None if has(col::LABEL) => Some(col::LABEL.to_string()),
-        None => None,
-    };
-    let mut taken: Vec<&str> = vec![cfg.text_column.as_str()];
-    taken.extend(id.as_deref());
-    taken.extend(label.as_deref());
-    if carry {
-        taken.extend(col::PROVENANCE.iter().copied());
-    }
-    let passthrough: Vec<String> = match &cfg.columns {
-        Some(list) => {
-            for n in list {
-                if !has(n) {
-                    return Err(Error::user(format!(
-                        "`{file}` has no column `{n}` (listed in `columns`); its columns are: {}",
-                        field_names(schema)
-                    )));
-                }
-            }
-            list.iter()
-                .filter(|n| !taken.contains(&n.as_str()))
-                .cloned()
-                .collect()
-        }
-        None => schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .filter(|n| !taken.contains(&n.as_str()))
-            .collect(),
-    };
-    let reserved: Vec<&str> = col::PROVENANCE
-        .iter()
-        .copied()
-        .chain([col::TEXT, col::LABEL])
-        .collect();
-    for n in &passthrough {
-        if reserved.contains(&n.as_str()) {
-            return Err(Error::user(format!(
-                "column `{n}` of `{file}` has the name of a column retort writes"
-            ))
-            .with_hint("leave it out with `columns = [...]`, or rename it"));
-        }
-    }
-    Ok(Columns {
-        text: cfg.text_column.clone(),
-        id,
-        label,
-        passthrough,
-        carry_provenance: carry,
-    })
-}
-
-fn output_schema(c: &Columns, schema: &Schema, _file: &str) -> Result<SchemaRef> {
-    let mut fields = vec![
-        Field::new(col::ID, DataType::Utf8, true),
-        Field::new(col::PARENT_ID, DataType::Utf8, true),
-        Field::new(col::OP, DataType::Utf8, true),
-        Field::new(col::OP_PARAMS, DataType::Utf8, true),
-        Field::new(col::SEED, DataType::UInt64, true),
-        Field::new(col::TEXT, DataType::Utf8, true),
-    ];
-    if let Some(l) = &c.label {
-        let f = schema.field_with_name(l)?;
-        fields.push(Field::new(col::LABEL, f.data_type().clone(), true));
-    }
-    for n in &c.passthrough {
-        let f = schema.field_with_name(n)?;
-        fields.push(Field::new(n, f.data_type().clone(), true));
-    }
-    let mut metadata = schema.metadata().clone();
-    metadata.remove("ARROW:schema");
-    Ok(Arc::new(Schema::new_with_metadata(fields, metadata)))
 }
 
 /// Assigns row groups to the shard (unit k goes to shard k mod N) and numbers their batches.
