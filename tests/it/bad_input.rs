@@ -360,3 +360,32 @@ fn a_dictionary_encoded_text_column_is_read_as_text() {
         .collect();
     assert_eq!(originals, vec!["good film", "bad film", "good film"]);
 }
+
+/// An input with no rows gives an empty output whose manifest still counts every stage.
+#[test]
+fn a_zero_row_input_is_counted_by_every_stage() {
+    use arrow::array::StringArray;
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("empty.parquet");
+    let empty: Vec<&str> = vec![];
+    write_parquet(
+        &input,
+        vec![
+            ("id", Arc::new(StringArray::from(empty.clone())) as ArrayRef),
+            ("text", Arc::new(StringArray::from(empty)) as ArrayRef),
+        ],
+        10,
+    );
+    let out = tmp.path().join("out");
+    ok_owned(&stage_args(
+        "perturb",
+        input.to_str().unwrap(),
+        &out,
+        &["mode=\"swap\""],
+    ));
+    let m = manifest(&out);
+    assert_eq!(m["rows"], 0, "{m}");
+    for stage in ["input", "perturb"] {
+        assert_eq!(m["stages"][stage]["rows_in"], 0, "{stage}: {m}");
+    }
+}

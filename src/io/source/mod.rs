@@ -104,6 +104,8 @@ pub struct ParquetSource {
     next_unit: usize,
     reader: Option<(usize, ParquetRecordBatchReader, u64, u64)>,
     skip_below: u64,
+    /// Whether a batch was returned yet.
+    emitted: bool,
 }
 
 impl ParquetSource {
@@ -198,6 +200,21 @@ impl ParquetSource {
             next_unit: 0,
             reader: None,
             skip_below: 0,
+            emitted: false,
+        })
+    }
+
+    /// One empty batch (sequence 0) when this source has no rows at all, so that every stage
+    /// still runs once and the manifest counts each of them (with zeros); `None` otherwise.
+    fn empty_input_batch(&mut self) -> Option<Batch> {
+        if self.emitted || self.skip_below > 0 || self.units.iter().any(|u| u.rows > 0) {
+            return None;
+        }
+        self.emitted = true;
+        Some(Batch {
+            data: RecordBatch::new_empty(self.schema.clone()),
+            seq: 0,
+            ledger: Ledger::default(),
         })
     }
 
@@ -404,7 +421,7 @@ impl Source for ParquetSource {
                     }
                 }
                 if self.next_unit >= self.units.len() {
-                    return Ok(None);
+                    return Ok(self.empty_input_batch());
                 }
                 let u = self.next_unit;
                 self.next_unit += 1;
@@ -440,6 +457,7 @@ impl Source for ParquetSource {
                     }
                     let file = self.units[unit_idx].file;
                     let data = self.convert(file, first_row, &raw, cx)?;
+                    self.emitted = true;
                     return Ok(Some(Batch {
                         data,
                         seq: this_seq,
