@@ -1,0 +1,309 @@
+//! Commands that train or evaluate students: `train`, `eval`, `selfdistill` and `experiment`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use retort::distill::{self, train::TrainConfig};
+use retort::error::{Error, Result};
+use retort::pipeline::spec;
+use retort::stage::kind;
+
+use super::args::{parse_key_value, ModelArgs};
+use super::docs::keys_text;
+
+/// The arguments of `retort train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training rows: a Parquet file, folder or glob (repeat to combine several).
+    #[arg(long, required = true)]
+    data: Vec<String>,
+    /// Output folder: `epoch-NN/` checkpoints, `final/`, `train_log.json`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Labelled rows to evaluate after every epoch.
+    #[arg(long)]
+    eval: Option<String>,
+    /// A training setting: `--set epochs=3`, `--set student=bert`, `--set mixup=0.4`
+    /// (`retort train --help-keys` lists them).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    sets: Vec<(String, String)>,
+    /// List the training settings and exit.
+    #[arg(long)]
+    help_keys: bool,
+    #[command(flatten)]
+    models: ModelArgs,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// The arguments of `retort selfdistill`.
+#[derive(Debug, Args)]
+pub struct SelfdistillArgs {
+    /// Labelled training rows: a Parquet file, folder or glob.
+    #[arg(long)]
+    data: String,
+    /// Output folder: `augmented/`, `gen-K/` (soft labels and student), `generations.json`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Labelled rows to evaluate every generation on.
+    #[arg(long)]
+    eval: Option<String>,
+    /// Generations after generation 0.
+    #[arg(long, default_value_t = 2)]
+    generations: usize,
+    /// Teacher of each generation: `previous`, `all` (every earlier generation) or
+    /// `last:K` (the last K epoch checkpoints of the previous generation).
+    #[arg(long, default_value = "previous", value_parser = parse_ensemble)]
+    ensemble: distill::selfdistill::EnsembleMode,
+    /// EDA strength.
+    #[arg(long, default_value_t = 0.1)]
+    alpha: f64,
+    /// EDA copies per row (0: no augmentation).
+    #[arg(long, default_value_t = 4)]
+    copies: u32,
+    /// Each generation after 0 trains on fresh EDA copies that its teacher has not seen.
+    #[arg(long)]
+    fresh_copies: bool,
+    /// A training setting, as for `retort train`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    sets: Vec<(String, String)>,
+    #[command(flatten)]
+    models: ModelArgs,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// The arguments of `retort experiment`.
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// Labelled training rows: a Parquet file, folder or glob.
+    #[arg(long)]
+    train: String,
+    /// Labelled test rows.
+    #[arg(long)]
+    test: String,
+    /// Output folder; rerunning with the same settings reuses every finished step.
+    #[arg(long)]
+    out: PathBuf,
+    /// Student architecture: `cnn` (fast) or `bert` (all-MiniLM-L6-v2 from `make assets`
+    /// when present, else a tiny BERT from scratch).
+    #[arg(long, default_value = "cnn")]
+    student: String,
+    /// Seeds to repeat every setting with.
+    #[arg(long, default_value_t = 3)]
+    seeds: usize,
+    /// EDA strength (default: by training size, as the EDA paper recommends).
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// EDA copies per row (default: by training size, as the EDA paper recommends).
+    #[arg(long)]
+    copies: Option<u32>,
+    /// Self-distillation generations after generation 0.
+    #[arg(long, default_value_t = 2)]
+    generations: usize,
+    /// Each generation after 0 trains on fresh EDA copies that its teacher has not seen.
+    #[arg(long)]
+    fresh_copies: bool,
+    /// Passes over the augmented rows; `gold` trains for the same number of steps
+    /// (`epochs × (1 + copies)` passes over the original rows).
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+    /// A training setting, as for `retort train`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    sets: Vec<(String, String)>,
+    #[command(flatten)]
+    models: ModelArgs,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// The arguments of `retort eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The model folder (a checkpoint written by `retort train`).
+    model: PathBuf,
+    /// Labelled rows: a Parquet file, folder or glob.
+    #[arg(long)]
+    data: String,
+    /// Where to write `metrics.json` (default: print only).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    models: ModelArgs,
+}
+
+fn parse_ensemble(s: &str) -> std::result::Result<distill::selfdistill::EnsembleMode, String> {
+    s.parse()
+}
+
+/// Runs `retort train`: trains a student and prints its epochs.
+pub fn train(args: &TrainArgs) -> Result<i32> {
+    if args.help_keys {
+        print!("{}", keys_text(&kind::keys_of::<TrainConfig>()));
+        return Ok(0);
+    }
+    let mut cfg = train_config(&args.sets)?;
+    cfg.placement = args.models.placement()?;
+    let device = cfg.placement.open()?.device;
+    let train_data = load_many(&args.data)?;
+    let eval_data = args
+        .eval
+        .as_deref()
+        .map(|p| distill::data::load(p, "text", "label", Some(&train_data.label_names)))
+        .transpose()?;
+    let mut student = distill::train::new_student(&cfg, &train_data, &device)?;
+    let report = distill::train::train(
+        &cfg,
+        &mut student,
+        &train_data,
+        eval_data.as_ref(),
+        &args.out,
+        !args.quiet,
+    )?;
+    println!("{}", train_summary(&report));
+    Ok(0)
+}
+
+/// Runs `retort selfdistill`: trains every generation and prints their table.
+pub fn selfdistill(args: SelfdistillArgs) -> Result<i32> {
+    let mut train = train_config(&args.sets)?;
+    train.placement = args.models.placement()?;
+    let cfg = distill::selfdistill::SelfDistillConfig {
+        generations: args.generations,
+        ensemble: args.ensemble,
+        alpha: args.alpha,
+        copies: args.copies,
+        fresh_copies: args.fresh_copies,
+        train,
+    };
+    let gens = distill::selfdistill::run(
+        &cfg,
+        &args.data,
+        args.eval.as_deref(),
+        &args.out,
+        !args.quiet,
+    )?;
+    print!("{}", distill::selfdistill::table_text(&gens));
+    Ok(0)
+}
+
+/// Runs `retort experiment`: every setting over every seed, then the results table.
+pub fn experiment(args: ExperimentArgs) -> Result<i32> {
+    let quiet = args.quiet;
+    let out = args.out.clone();
+    let (cfg, rows) = experiment_config(args)?;
+    if !quiet {
+        eprintln!(
+            "{rows} training rows: EDA α = {} with {} copies, {} generation(s), {} seed(s)",
+            cfg.alpha, cfg.copies, cfg.generations, cfg.seeds
+        );
+    }
+    let report = distill::experiment::run(&cfg, &out, !quiet)?;
+    print!("{}", distill::experiment::results_markdown(&report));
+    println!(
+        "wrote {0}/results.json, {0}/results.md, {0}/curves.json, {0}/results.svg",
+        out.display()
+    );
+    Ok(0)
+}
+
+/// The experiment's settings (EDA defaults chosen by training size) and the training rows.
+fn experiment_config(
+    args: ExperimentArgs,
+) -> Result<(distill::experiment::ExperimentConfig, usize)> {
+    let mut sets = args.sets;
+    sets.insert(0, ("student".into(), args.student));
+    sets.insert(1, ("epochs".into(), args.epochs.to_string()));
+    sets.insert(2, ("keep_epochs".into(), "1".into()));
+    let mut student = train_config(&sets)?;
+    student.placement = args.models.placement()?;
+    distill::experiment::default_init(&mut student, !args.quiet);
+    let rows = distill::data::load(&args.train, "text", "label", None)?
+        .examples
+        .len();
+    let (auto_alpha, auto_copies) = distill::experiment::eda_defaults(rows);
+    let cfg = distill::experiment::ExperimentConfig {
+        train: args.train,
+        test: args.test,
+        seeds: args.seeds,
+        alpha: args.alpha.unwrap_or(auto_alpha),
+        copies: args.copies.unwrap_or(auto_copies),
+        generations: args.generations,
+        fresh_copies: args.fresh_copies,
+        student,
+    };
+    Ok((cfg, rows))
+}
+
+/// Runs `retort eval MODEL`: prints the metrics as JSON and optionally writes them.
+pub fn eval(args: &EvalArgs) -> Result<i32> {
+    let device = args.models.placement()?.open()?.device;
+    let m = retort::models::folder::Model::load(&args.model, &device)?;
+    let ds = distill::data::load(&args.data, "text", "label", Some(&m.info.label_names))?;
+    let metrics = distill::train::evaluate(&m, &ds)?;
+    if let Some(out) = &args.out {
+        retort::io::manifest::write_json_atomic(out, &metrics)?;
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&metrics).unwrap_or_default()
+    );
+    Ok(0)
+}
+
+/// Training settings from `--set KEY=VALUE` flags.
+fn train_config(sets: &[(String, String)]) -> Result<TrainConfig> {
+    let mut table = toml::Table::new();
+    for (k, v) in sets {
+        table.insert(k.clone(), spec::typed_scalar(v));
+    }
+    let cfg: TrainConfig = kind::parse_table(&table).map_err(|e| {
+        Error::user(format!("`--set`: {e}"))
+            .with_hint("`retort train --help-keys` lists the settings")
+    })?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Reads several training inputs; they must agree on classes.
+fn load_many(paths: &[String]) -> Result<distill::data::Dataset> {
+    let mut all: Option<distill::data::Dataset> = None;
+    for p in paths {
+        let expected = all.as_ref().map(|d| d.label_names.clone());
+        let d = distill::data::load(p, "text", "label", expected.as_deref())?;
+        match &mut all {
+            Some(a) => a.examples.extend(d.examples),
+            None => all = Some(d),
+        }
+    }
+    all.ok_or_else(|| Error::user("give at least one `--data`"))
+}
+
+/// The table printed after `retort train`: one line per epoch, then the final model.
+fn train_summary(r: &distill::train::TrainReport) -> String {
+    let mut s = format!(
+        "trained on {} rows ({} with gold labels, {} with teacher logits)\n{:>5} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}\n",
+        r.rows, r.labelled, r.soft_labelled, "epoch", "loss", "accuracy", "macro-F1", "NLL", "ECE", "seconds"
+    );
+    for e in &r.epochs {
+        let m = e
+            .eval
+            .map(|m| {
+                format!(
+                    "{:>9.4} {:>9.4} {:>9.4} {:>8.4}",
+                    m.accuracy, m.macro_f1, m.nll, m.ece
+                )
+            })
+            .unwrap_or_else(|| format!("{:>9} {:>9} {:>9} {:>8}", "-", "-", "-", "-"));
+        s.push_str(&format!(
+            "{:>5} {:>10.4} {m} {:>8.1}\n",
+            e.epoch, e.loss, e.seconds
+        ));
+    }
+    s.push_str(&format!("final model: {}", r.final_model.display()));
+    s
+}
