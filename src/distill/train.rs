@@ -33,7 +33,7 @@ pub use crate::models::architectures::StudentKind;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Student architecture (one of the names in its type; default the first).
+    /// Student architecture: one of the names listed as its type (`models::ARCHITECTURES`).
     #[serde(default = "default_student")]
     pub student: StudentKind,
     /// A Hugging Face BERT folder: a `bert` student starts from its weights; a `cnn` student

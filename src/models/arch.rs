@@ -13,12 +13,12 @@
 //! # Classifier-specific parts, and a causal-LM student
 //!
 //! [`Architecture::network`] and [`Architecture::inference_network`] return a
-//! [`Classifier`] (features, head, `num_labels`), and [`Architecture::from_config`] takes
+//! [`Classifier`] (features, head, `num_labels`), and [`Architecture::model_for_config`] takes
 //! class names: those are the classifier-specific parts. Everything else (name, `model_type`,
 //! learning-rate default, config text, seeded construction on a `VarMap`, checkpoint files,
 //! content hash) is shape-agnostic. A llama-shaped causal-LM student trained with CE + KD over
 //! token distributions would implement the same name / `model_type` / learning-rate /
-//! `new_student` / `from_config` hooks (its "labels" being the vocabulary, its `config.json`
+//! `new_student` / `model_for_config` hooks (its "labels" being the vocabulary, its `config.json`
 //! a Hugging Face `LlamaConfig`), and return its network through a sibling of `Classifier`
 //! (logits `[B, L, V]` for every position, with a key-value cache for inference): the two
 //! network methods would then return an enum of the two network traits, or the LM would get
@@ -96,7 +96,7 @@ pub trait Architecture: Sync {
     /// A model shaped by the `config.json` text `config_json`, with seed-0 weights (the
     /// checkpoint loader then overwrites them). `label_names`: from `retort.json`; `None`
     /// when the folder has none (an architecture may take them from its config, or refuse).
-    fn from_config(
+    fn model_for_config(
         &self,
         config_json: &str,
         tokenizer: TextTokenizer,

@@ -173,7 +173,9 @@ impl BertConfig {
                 p.push(format!("`{n}` must be at least 1"));
             }
         }
-        if self.num_attention_heads > 0 && self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads > 0
+            && !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             p.push(format!(
                 "`hidden_size` {} is not a multiple of `num_attention_heads` {}",
                 self.hidden_size, self.num_attention_heads
@@ -557,7 +559,7 @@ impl Architecture for BertArch {
     }
 
     /// Labels from `retort.json`, else from the config's `id2label`.
-    fn from_config(
+    fn model_for_config(
         &self,
         config_json: &str,
         tokenizer: TextTokenizer,

@@ -296,7 +296,7 @@ impl Architecture for CnnArch {
         Ok(model)
     }
 
-    fn from_config(
+    fn model_for_config(
         &self,
         config_json: &str,
         tokenizer: TextTokenizer,

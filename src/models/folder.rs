@@ -65,7 +65,7 @@ impl Model {
         let tokenizer = TextTokenizer::from_file(&tok_path)?;
         let labels = info.as_ref().map(|i| i.label_names.clone());
         let mut model = arch
-            .from_config(&cfg_text, tokenizer, labels, device)
+            .model_for_config(&cfg_text, tokenizer, labels, device)
             .map_err(|e| e.context(&ctx))?;
         if let Some(i) = info {
             if i.kind != model.info.kind {
