@@ -264,7 +264,7 @@ pub fn eda_defaults(rows: usize) -> (f64, u32) {
 /// A `bert` student without `init` starts from all-MiniLM-L6-v2 when `make assets` has
 /// fetched it; otherwise it stays a tiny BERT trained from scratch (and says so).
 pub fn default_init(student: &mut TrainConfig, verbose: bool) {
-    if student.student != crate::distill::train::StudentKind::Bert || student.init.is_some() {
+    if !student.student.arch().starts_from_minilm() || student.init.is_some() {
         return;
     }
     match crate::assets::minilm_dir() {

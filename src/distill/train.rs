@@ -21,27 +21,19 @@ use crate::distill::data::Dataset;
 use crate::distill::loss::{self, LossWeights, Targets};
 use crate::distill::metrics::{self, Metrics};
 use crate::error::{Error, Result};
-use crate::models::cnn::CnnConfig;
+use crate::models::arch::StudentSpec;
 use crate::models::folder::Model;
-use crate::models::tokenizer::TextTokenizer;
 use crate::models::DropoutRng;
 use crate::seed;
 
-/// Which student architecture to train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StudentKind {
-    /// Kim (2014)-style CNN over subword tokens: trains in seconds on CPU.
-    Cnn,
-    /// BERT-shaped encoder (tiny from scratch, or from a Hugging Face folder with `init`).
-    Bert,
-}
+/// Which student architecture to train: a name from [`crate::models::ARCHITECTURES`].
+pub use crate::models::architectures::StudentKind;
 
 /// Training settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Student architecture: `cnn` or `bert`.
+    /// Student architecture: one of the names listed as its type (`models::ARCHITECTURES`).
     #[serde(default = "default_student")]
     pub student: StudentKind,
     /// A Hugging Face BERT folder: a `bert` student starts from its weights; a `cnn` student
@@ -104,7 +96,7 @@ pub struct TrainConfig {
 }
 
 fn default_student() -> StudentKind {
-    StudentKind::Cnn
+    StudentKind::default()
 }
 fn default_epochs() -> usize {
     5
@@ -182,10 +174,8 @@ impl TrainConfig {
     }
 
     fn lr(&self) -> f64 {
-        self.learning_rate.unwrap_or(match self.student {
-            StudentKind::Cnn => 1e-3,
-            StudentKind::Bert => 5e-5,
-        })
+        self.learning_rate
+            .unwrap_or_else(|| self.student.arch().default_learning_rate())
     }
 }
 
@@ -230,53 +220,20 @@ struct Row {
     parent: Option<usize>,
 }
 
-/// Builds a fresh student for `data`.
+/// Builds a fresh student for `data` with the architecture of `cfg.student`.
 pub fn new_student(cfg: &TrainConfig, data: &Dataset, device: &Device) -> Result<Model> {
-    let names = data.label_names.clone();
-    let seed = seed::stage_seed(cfg.seed, "train/init");
-    match (cfg.student, &cfg.init) {
-        (StudentKind::Bert, Some(folder)) => {
-            Model::bert_from_pretrained(folder, names, seed, device)
-        }
-        (StudentKind::Bert, None) => {
-            let texts: Vec<&str> = data.examples.iter().map(|e| e.text.as_str()).collect();
-            let tok = TextTokenizer::train_wordpiece(&texts, cfg.vocab_size)?;
-            let bc = crate::models::bert::BertConfig::tiny(tok.vocab_size(), names.len());
-            Model::new_bert(bc, tok, names, seed, device)
-        }
-        (StudentKind::Cnn, init) => {
-            let tok = match init {
-                Some(folder) => TextTokenizer::from_file(folder.join("tokenizer.json"))?,
-                None => {
-                    let texts: Vec<&str> = data.examples.iter().map(|e| e.text.as_str()).collect();
-                    TextTokenizer::train_wordpiece(&texts, cfg.vocab_size)?
-                }
-            };
-            let mut cc = CnnConfig::new(tok.vocab_size(), names.len());
-            cc.embed_dim = cfg.embed_dim;
-            cc.max_len = cfg.max_len;
-            if let Some(folder) = init {
-                cc.embed_dim = hidden_size(folder)?;
-            }
-            let model = Model::new_cnn(cc, tok, names, seed, device)?;
-            if let Some(folder) = init {
-                model.init_cnn_embeddings_from(folder)?;
-            }
-            Ok(model)
-        }
-    }
-}
-
-fn hidden_size(folder: &Path) -> Result<usize> {
-    let path = folder.join("config.json");
-    let text = fs_err::read_to_string(&path)
-        .map_err(|e| Error::user(format!("cannot read `{}`", path.display())).with_source(e))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::user(format!("`{}` is not JSON", path.display())).with_source(e))?;
-    v["hidden_size"]
-        .as_u64()
-        .map(|h| h as usize)
-        .ok_or_else(|| Error::user(format!("`{}` has no `hidden_size`", path.display())))
+    let texts: Vec<&str> = data.examples.iter().map(|e| e.text.as_str()).collect();
+    let spec = StudentSpec {
+        texts: &texts,
+        label_names: &data.label_names,
+        init: cfg.init.as_deref(),
+        vocab_size: cfg.vocab_size,
+        max_len: cfg.max_len,
+        embed_dim: cfg.embed_dim,
+        seed: seed::stage_seed(cfg.seed, "train/init"),
+        device,
+    };
+    cfg.student.arch().new_student(&spec)
 }
 
 /// Learning rate at `step` of `total`: linear warm-up, then linear decay to zero.

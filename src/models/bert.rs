@@ -8,15 +8,26 @@
 //! Dropout (hidden, attention-probability and classifier) is drawn from the caller's
 //! [`DropoutRng`]; token type ids are all 0; position ids are `0..L`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use candle_core::{DType, Tensor, D};
-use candle_nn::{Linear, VarBuilder, VarMap};
+use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
+use super::arch::{Architecture, StudentSpec};
+use super::files::{read_text, require_file, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use super::init::ZERO_INIT;
+use super::model::{check_vocab, Model, ModelConfig};
+use super::tokenizer::TextTokenizer;
+use super::weights::read_safetensors;
+pub use super::weights::{hf_candidates, load_hf_weights};
 use super::{maybe_dropout, Classifier, DropoutRng};
 use crate::error::{Error, Result};
+
+/// Default maximum length of a BERT student's inputs (capped by `max_position_embeddings`).
+pub const BERT_DEFAULT_MAX_LEN: usize = 128;
 
 fn default_act() -> String {
     "gelu".into()
@@ -162,7 +173,9 @@ impl BertConfig {
                 p.push(format!("`{n}` must be at least 1"));
             }
         }
-        if self.num_attention_heads > 0 && self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads > 0
+            && !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             p.push(format!(
                 "`hidden_size` {} is not a multiple of `num_attention_heads` {}",
                 self.hidden_size, self.num_attention_heads
@@ -506,213 +519,124 @@ impl Classifier for BertClassifier {
     }
 }
 
-/// Names under which a Hugging Face file may store our variable `name`: as is, without the
-/// `bert.` prefix, and with the old `LayerNorm.gamma`/`LayerNorm.beta` names.
-pub fn hf_candidates(name: &str) -> Vec<String> {
-    let mut base = vec![name.to_string()];
-    if let Some(s) = name.strip_prefix("bert.") {
-        base.push(s.to_string());
+/// The `bert` student architecture: [`BertClassifier`] with Hugging Face names.
+#[derive(Debug, Clone, Copy)]
+pub struct BertArch;
+
+impl Architecture for BertArch {
+    fn name(&self) -> &'static str {
+        "bert"
     }
-    let mut out = base.clone();
-    for b in &base {
-        if let Some(s) = b.strip_suffix("LayerNorm.weight") {
-            out.push(format!("{s}LayerNorm.gamma"));
-        }
-        if let Some(s) = b.strip_suffix("LayerNorm.bias") {
-            out.push(format!("{s}LayerNorm.beta"));
+
+    fn summary(&self) -> &'static str {
+        "BERT-shaped encoder (tiny from scratch, or from a Hugging Face folder with `init`)"
+    }
+
+    fn model_type(&self) -> &'static str {
+        "bert"
+    }
+
+    fn default_learning_rate(&self) -> f64 {
+        5e-5
+    }
+
+    fn starts_from_minilm(&self) -> bool {
+        true
+    }
+
+    /// With `init`: the folder's config, tokenizer and weights ([`Model::bert_from_pretrained`]);
+    /// without: a tiny BERT on a WordPiece tokenizer trained on the texts.
+    fn new_student(&self, spec: &StudentSpec<'_>) -> Result<Model> {
+        let names = spec.label_names.to_vec();
+        match spec.init {
+            Some(folder) => Model::bert_from_pretrained(folder, names, spec.seed, spec.device),
+            None => {
+                let tok = spec.tokenizer()?;
+                let cfg = BertConfig::tiny(tok.vocab_size(), names.len());
+                Model::new_bert(cfg, tok, names, spec.seed, spec.device)
+            }
         }
     }
-    out
+
+    /// Labels from `retort.json`, else from the config's `id2label`.
+    fn model_for_config(
+        &self,
+        config_json: &str,
+        tokenizer: TextTokenizer,
+        label_names: Option<Vec<String>>,
+        device: &candle_core::Device,
+    ) -> Result<Model> {
+        let cfg = BertConfig::from_json(config_json)?;
+        let labels = label_names.unwrap_or_else(|| cfg.label_names());
+        Model::new_bert(cfg, tokenizer, labels, 0, device)
+    }
+
+    fn network(&self, config_json: &str, vb: VarBuilder) -> Result<Box<dyn Classifier>> {
+        let cfg = BertConfig::from_json(config_json)?;
+        Ok(Box::new(BertClassifier::new(&cfg, vb)?))
+    }
+
+    /// Fused layer norm and softmax, the encoder's linear layers in `dtype`
+    /// ([`BertClassifier::for_inference`]).
+    fn inference_network(
+        &self,
+        config_json: &str,
+        vb: VarBuilder,
+        dtype: DType,
+    ) -> Result<(Box<dyn Classifier>, DType)> {
+        let cfg = BertConfig::from_json(config_json)?;
+        let net = BertClassifier::for_inference(&cfg, vb, dtype)?;
+        Ok((Box::new(net), dtype))
+    }
 }
 
-/// Copies Hugging Face weights into `varmap` (built by [`BertClassifier::new`]). Every variable
-/// must be found (see [`hf_candidates`]) with the right shape, except `bert.pooler.*` and
-/// `classifier.*` when `allow_missing_head` (they keep their seeded values). Returns the names
-/// that were not found. A classifier with another number of classes is a user error.
-pub fn load_hf_weights(
-    varmap: &VarMap,
-    weights: &HashMap<String, Tensor>,
-    allow_missing_head: bool,
-    source: &str,
-) -> Result<Vec<String>> {
-    let data = varmap.data().lock().expect("varmap lock poisoned");
-    let mut names: Vec<&String> = data.keys().collect();
-    names.sort();
-    let mut missing = Vec::new();
-    for name in names {
-        let var = &data[name];
-        let found = hf_candidates(name)
-            .into_iter()
-            .find_map(|k| weights.get(&k).map(|t| (k, t)));
-        match found {
-            Some((key, t)) => {
-                if t.dims() != var.dims() {
-                    if name == "classifier.weight" || name == "classifier.bias" {
-                        return Err(Error::user(format!(
-                            "class-count mismatch: `{key}` in {source} has shape {:?}, the model \
-                             has {} classes",
-                            t.dims(),
-                            var.dims()[0]
-                        ))
-                        .with_hint("give as many label names as the checkpoint has classes"));
-                    }
-                    return Err(Error::user(format!(
-                        "shape mismatch for `{key}` in {source}: {:?} in the file, {:?} expected \
-                         from config.json",
-                        t.dims(),
-                        var.dims()
-                    )));
-                }
-                var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
-            }
-            None => {
-                let head = name.starts_with("bert.pooler.") || name.starts_with("classifier.");
-                if allow_missing_head && head {
-                    missing.push(name.clone());
-                } else {
-                    return Err(Error::user(format!(
-                        "tensor `{name}` is missing from {source}"
-                    )));
-                }
-            }
+impl Model {
+    /// A new BERT student with seeded weights; `cfg`'s labels are set from `label_names`.
+    /// `info.max_len = min(128, max_position_embeddings)`.
+    pub fn new_bert(
+        mut cfg: BertConfig,
+        tokenizer: TextTokenizer,
+        label_names: Vec<String>,
+        seed: u64,
+        device: &candle_core::Device,
+    ) -> Result<Model> {
+        if label_names.is_empty() {
+            return Err(Error::user("a classifier needs at least one label"));
         }
+        cfg.set_labels(&label_names);
+        check_vocab(&tokenizer, cfg.vocab_size)?;
+        let max_len = BERT_DEFAULT_MAX_LEN.min(cfg.max_position_embeddings);
+        let config = ModelConfig::new(&BertArch, cfg.to_json()?);
+        Model::build(config, tokenizer, label_names, max_len, seed, device)
     }
-    Ok(missing)
+
+    /// A BERT student initialised from a Hugging Face folder (config.json, tokenizer.json,
+    /// model.safetensors). Keys may lack the `bert.` prefix and use `LayerNorm.gamma/beta`.
+    /// A folder without pooler or classifier (e.g. all-MiniLM-L6-v2) gets them from `seed`;
+    /// a classifier with another class count than `label_names` is a user error.
+    pub fn bert_from_pretrained(
+        hf_folder: &Path,
+        label_names: Vec<String>,
+        seed: u64,
+        device: &candle_core::Device,
+    ) -> Result<Model> {
+        let cfg_path = require_file(hf_folder, CONFIG_FILE)?;
+        let tok_path = require_file(hf_folder, TOKENIZER_FILE)?;
+        let w_path = require_file(hf_folder, WEIGHTS_FILE)?;
+        let cfg = BertConfig::from_json(&read_text(&cfg_path)?)
+            .map_err(|e| e.context(format!("`{}`", cfg_path.display())))?;
+        let tokenizer = TextTokenizer::from_file(&tok_path)?;
+        let model = Model::new_bert(cfg, tokenizer, label_names, seed, device)?;
+        let weights = read_safetensors(&w_path, device)?;
+        load_hf_weights(
+            &model.varmap,
+            &weights,
+            true,
+            &format!("`{}`", w_path.display()),
+        )?;
+        Ok(model)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::models::init::{const_vb, reinit};
-    use candle_core::Device;
-
-    #[test]
-    fn config_round_trip_keeps_extra_and_is_hf_like() {
-        let j = r#"{"architectures":["BertModel"],"attention_probs_dropout_prob":0.1,
-            "gradient_checkpointing":false,"hidden_act":"gelu","hidden_dropout_prob":0.1,
-            "hidden_size":384,"initializer_range":0.02,"intermediate_size":1536,
-            "layer_norm_eps":1e-12,"max_position_embeddings":512,"model_type":"bert",
-            "num_attention_heads":12,"num_hidden_layers":6,"pad_token_id":0,
-            "position_embedding_type":"absolute","transformers_version":"4.8.2",
-            "type_vocab_size":2,"use_cache":true,"vocab_size":30522}"#;
-        let mut c = BertConfig::from_json(j).unwrap();
-        assert_eq!(c.num_labels(), 2);
-        assert_eq!(c.hidden_size, 384);
-        c.set_labels(&["neg".into(), "pos".into(), "mixed".into()]);
-        let out = c.to_json().unwrap();
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["architectures"][0], "BertForSequenceClassification");
-        assert_eq!(v["id2label"]["2"], "mixed");
-        assert_eq!(v["label2id"]["pos"], 1);
-        assert_eq!(v["initializer_range"], 0.02);
-        let back = BertConfig::from_json(&out).unwrap();
-        assert_eq!(back.label_names(), vec!["neg", "pos", "mixed"]);
-        assert!(BertConfig::from_json(r#"{"vocab_size":5}"#).is_err());
-        let mut bad = BertConfig::tiny(10, 2);
-        bad.num_attention_heads = 3;
-        assert!(bad.validate().is_err());
-    }
-
-    #[test]
-    fn candidates_cover_old_names() {
-        let c = hf_candidates("bert.encoder.layer.0.output.LayerNorm.weight");
-        assert!(c.contains(&"encoder.layer.0.output.LayerNorm.gamma".to_string()));
-        assert!(c.contains(&"bert.encoder.layer.0.output.LayerNorm.gamma".to_string()));
-        assert_eq!(hf_candidates("classifier.bias"), vec!["classifier.bias"]);
-    }
-
-    #[test]
-    fn every_parameter_gets_a_gradient() {
-        let cfg = BertConfig::tiny(40, 3);
-        let vm = VarMap::new();
-        let m = BertClassifier::new(&cfg, const_vb(&vm, &Device::Cpu)).unwrap();
-        reinit(&vm, 5).unwrap();
-        let ids = Tensor::from_vec(
-            vec![2u32, 7, 8, 3, 0, 2, 9, 10, 11, 3],
-            (2, 5),
-            &Device::Cpu,
-        )
-        .unwrap();
-        let mask =
-            Tensor::from_vec(vec![1u32, 1, 1, 1, 0, 1, 1, 1, 1, 1], (2, 5), &Device::Cpu).unwrap();
-        let mut rng = DropoutRng::new(1);
-        let logits = m.forward(&ids, &mask, Some(&mut rng)).unwrap();
-        assert_eq!(logits.dims(), &[2, 3]);
-        let y = Tensor::new(&[0u32, 2], &Device::Cpu).unwrap();
-        let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
-        let grads = loss.backward().unwrap();
-        crate::models::init::assert_every_var_has_gradient(&vm, &grads, 5 + 16 * 2 + 2 + 2);
-    }
-
-    #[test]
-    fn padding_is_masked() {
-        let cfg = BertConfig::tiny(40, 2);
-        let vm = VarMap::new();
-        let m = BertClassifier::new(&cfg, const_vb(&vm, &Device::Cpu)).unwrap();
-        reinit(&vm, 9).unwrap();
-        let dev = Device::Cpu;
-        let a: Vec<Vec<f32>> = m
-            .forward(
-                &Tensor::new(&[[2u32, 7, 3]], &dev).unwrap(),
-                &Tensor::new(&[[1u32, 1, 1]], &dev).unwrap(),
-                None,
-            )
-            .unwrap()
-            .to_vec2()
-            .unwrap();
-        let b: Vec<Vec<f32>> = m
-            .forward(
-                &Tensor::new(&[[2u32, 7, 3, 0, 0]], &dev).unwrap(),
-                &Tensor::new(&[[1u32, 1, 1, 0, 0]], &dev).unwrap(),
-                None,
-            )
-            .unwrap()
-            .to_vec2()
-            .unwrap();
-        for k in 0..2 {
-            assert!((a[0][k] - b[0][k]).abs() < 1e-5, "{a:?} {b:?}");
-        }
-    }
-
-    #[test]
-    fn loading_accepts_hf_names_and_checks_shapes() {
-        let cfg = BertConfig::tiny(40, 2);
-        let src = VarMap::new();
-        BertClassifier::new(&cfg, const_vb(&src, &Device::Cpu)).unwrap();
-        reinit(&src, 1).unwrap();
-        // Export like all-MiniLM: no `bert.` prefix, old gamma/beta names, no pooler/classifier.
-        let mut w = HashMap::new();
-        for (k, v) in src.data().lock().unwrap().iter() {
-            if k.starts_with("bert.pooler") || k.starts_with("classifier") {
-                continue;
-            }
-            let k = k
-                .strip_prefix("bert.")
-                .unwrap()
-                .replace("LayerNorm.weight", "LayerNorm.gamma")
-                .replace("LayerNorm.bias", "LayerNorm.beta");
-            w.insert(k, v.as_tensor().copy().unwrap());
-        }
-        let dst = VarMap::new();
-        BertClassifier::new(&cfg, const_vb(&dst, &Device::Cpu)).unwrap();
-        reinit(&dst, 2).unwrap();
-        let missing = load_hf_weights(&dst, &w, true, "test").unwrap();
-        assert_eq!(missing.len(), 4);
-        assert!(load_hf_weights(&dst, &w, false, "test").is_err());
-        let s = src.data().lock().unwrap();
-        let d = dst.data().lock().unwrap();
-        let key = "bert.encoder.layer.1.output.LayerNorm.weight";
-        let a: Vec<f32> = s[key].as_tensor().to_vec1().unwrap();
-        let b: Vec<f32> = d[key].as_tensor().to_vec1().unwrap();
-        assert_eq!(a, b);
-        drop(d);
-        // A classifier with 3 classes into a 2-class model.
-        let mut w3 = w.clone();
-        w3.insert(
-            "classifier.weight".into(),
-            Tensor::zeros((3, 32), DType::F32, &Device::Cpu).unwrap(),
-        );
-        let e = load_hf_weights(&dst, &w3, true, "test").unwrap_err();
-        assert!(e.to_string().contains("class-count mismatch"), "{e}");
-    }
-}
+mod tests;

@@ -15,11 +15,16 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
+use super::arch::{Architecture, StudentSpec};
+use super::files::{require_file, WEIGHTS_FILE};
 use super::init::ZERO_INIT;
+use super::model::{check_labels, check_vocab, Model, ModelConfig};
+use super::tokenizer::TextTokenizer;
+use super::weights::read_safetensors;
 use super::{maybe_dropout, Classifier, DropoutRng};
 use crate::error::{Error, Result};
 
@@ -247,6 +252,112 @@ impl Classifier for CnnClassifier {
     }
 }
 
+/// The `cnn` student architecture (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct CnnArch;
+
+impl Architecture for CnnArch {
+    fn name(&self) -> &'static str {
+        "cnn"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Kim (2014)-style CNN over subword tokens: trains in seconds on CPU"
+    }
+
+    fn model_type(&self) -> &'static str {
+        CNN_MODEL_TYPE
+    }
+
+    fn default_learning_rate(&self) -> f64 {
+        1e-3
+    }
+
+    /// `embed_dim` and `max_len` from the spec; with `init`, the folder's tokenizer, its
+    /// hidden size as `embed_dim` and its word embeddings copied in.
+    fn new_student(&self, spec: &StudentSpec<'_>) -> Result<Model> {
+        let tok = spec.tokenizer()?;
+        let mut cfg = CnnConfig::new(tok.vocab_size(), spec.label_names.len());
+        cfg.embed_dim = spec.embed_dim;
+        cfg.max_len = spec.max_len;
+        if let Some(folder) = spec.init {
+            cfg.embed_dim = hidden_size(folder)?;
+        }
+        let model = Model::new_cnn(
+            cfg.clone(),
+            tok,
+            spec.label_names.to_vec(),
+            spec.seed,
+            spec.device,
+        )?;
+        if let Some(folder) = spec.init {
+            init_embeddings_from(&model.varmap, &cfg, folder)?;
+        }
+        Ok(model)
+    }
+
+    fn model_for_config(
+        &self,
+        config_json: &str,
+        tokenizer: TextTokenizer,
+        label_names: Option<Vec<String>>,
+        device: &Device,
+    ) -> Result<Model> {
+        let cfg = CnnConfig::from_json(config_json)?;
+        let labels = label_names.ok_or_else(|| {
+            Error::user("a `cnn` checkpoint needs its `retort.json` (the class names)")
+                .with_hint("copy `retort.json` from the folder the model was trained into")
+        })?;
+        Model::new_cnn(cfg, tokenizer, labels, 0, device)
+    }
+
+    fn network(&self, config_json: &str, vb: VarBuilder) -> Result<Box<dyn Classifier>> {
+        let cfg = CnnConfig::from_json(config_json)?;
+        Ok(Box::new(CnnClassifier::new(&cfg, vb)?))
+    }
+
+    /// Always f32: the convolutions gain nothing from half precision at this size.
+    fn inference_network(
+        &self,
+        config_json: &str,
+        vb: VarBuilder,
+        _dtype: DType,
+    ) -> Result<(Box<dyn Classifier>, DType)> {
+        Ok((self.network(config_json, vb)?, DType::F32))
+    }
+}
+
+impl Model {
+    /// A new CNN student with seeded weights. `cfg.num_labels` must equal `label_names.len()`
+    /// and `cfg.vocab_size` must cover the tokenizer. `info.max_len = cfg.max_len`.
+    pub fn new_cnn(
+        cfg: CnnConfig,
+        tokenizer: TextTokenizer,
+        label_names: Vec<String>,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Model> {
+        check_labels(&label_names, cfg.num_labels)?;
+        check_vocab(&tokenizer, cfg.vocab_size)?;
+        let max_len = cfg.max_len;
+        let config = ModelConfig::new(&CnnArch, cfg.to_json()?);
+        Model::build(config, tokenizer, label_names, max_len, seed, device)
+    }
+}
+
+/// The `hidden_size` of a Hugging Face folder's `config.json`.
+fn hidden_size(folder: &Path) -> Result<usize> {
+    let path = folder.join(super::files::CONFIG_FILE);
+    let text = fs_err::read_to_string(&path)
+        .map_err(|e| Error::user(format!("cannot read `{}`", path.display())).with_source(e))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::user(format!("`{}` is not JSON", path.display())).with_source(e))?;
+    v["hidden_size"]
+        .as_u64()
+        .map(|h| h as usize)
+        .ok_or_else(|| Error::user(format!("`{}` has no `hidden_size`", path.display())))
+}
+
 /// Keys under which a Hugging Face BERT folder stores its input-embedding matrix.
 pub const HF_EMBEDDING_KEYS: [&str; 2] = [
     "embeddings.word_embeddings.weight",
@@ -258,8 +369,8 @@ pub const HF_EMBEDDING_KEYS: [&str; 2] = [
 /// folder's tokenizer: `vocab_size` and `embed_dim` of `cfg` must equal the matrix's shape
 /// (the folder's vocabulary size and hidden size), else a user error says which differs.
 pub fn init_embeddings_from(varmap: &VarMap, cfg: &CnnConfig, hf_folder: &Path) -> Result<()> {
-    let path = super::folder::require_file(hf_folder, "model.safetensors")?;
-    let weights = super::folder::read_safetensors(&path, &candle_core::Device::Cpu)?;
+    let path = require_file(hf_folder, WEIGHTS_FILE)?;
+    let weights = read_safetensors(&path, &Device::Cpu)?;
     let t = HF_EMBEDDING_KEYS
         .iter()
         .find_map(|k| weights.get(*k))

@@ -12,9 +12,7 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::bert::BertClassifier;
-use super::cnn::CnnClassifier;
-use super::folder::{Model, ModelConfig};
+use super::model::Model;
 use super::tokenizer::TextTokenizer;
 use super::Classifier;
 use crate::error::{Error, Result};
@@ -71,15 +69,11 @@ pub struct Predictor {
 }
 
 impl Model {
-    /// A copy of this model for inference on `compute`: BERT with fused layer norm and
+    /// A copy of this model for inference on `compute`, built by its architecture
+    /// ([`super::arch::Architecture::inference_network`]): BERT with fused layer norm and
     /// softmax, its encoder's linear layers multiplying in `compute.dtype` and everything else
-    /// in f32 ([`BertClassifier::for_inference`]); the CNN in f32 (its convolutions gain
-    /// nothing from half precision at its size).
+    /// in f32; the CNN in f32 (its convolutions gain nothing from half precision at its size).
     pub fn predictor(&self, compute: &Compute) -> Result<Predictor> {
-        let dtype = match self.config {
-            ModelConfig::Bert(_) => compute.dtype,
-            ModelConfig::Cnn(_) => DType::F32,
-        };
         let tensors = {
             let data = self.varmap.data().lock().expect("varmap lock poisoned");
             data.iter()
@@ -90,10 +84,10 @@ impl Model {
                 .collect::<Result<std::collections::HashMap<_, _>>>()?
         };
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &compute.device);
-        let classifier: Box<dyn Classifier> = match &self.config {
-            ModelConfig::Bert(c) => Box::new(BertClassifier::for_inference(c, vb, dtype)?),
-            ModelConfig::Cnn(c) => Box::new(CnnClassifier::new(c, vb)?),
-        };
+        let (classifier, dtype) =
+            self.config
+                .arch()
+                .inference_network(self.config.json(), vb, compute.dtype)?;
         Ok(Predictor {
             classifier,
             tokenizer: self.tokenizer.clone(),

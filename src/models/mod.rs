@@ -5,14 +5,19 @@
 //! ([`init::reinit`]), because candle's CPU RNG cannot be seeded. Dropout masks come from a
 //! [`DropoutRng`] that the caller (the trainer) owns and passes in, so training is reproducible.
 
+pub mod arch;
+pub mod architectures;
 pub mod batching;
 pub mod bert;
 pub mod cnn;
 pub mod device;
+pub mod files;
 pub mod folder;
 pub mod infer;
 pub mod init;
+pub mod model;
 pub mod tokenizer;
+pub mod weights;
 pub mod wordpiece;
 
 use candle_core::{Device, Tensor};
@@ -22,9 +27,11 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
 
+pub use arch::Architecture;
+pub use architectures::{StudentKind, ARCHITECTURES};
 pub use bert::{BertClassifier, BertConfig};
 pub use cnn::{CnnClassifier, CnnConfig};
-pub use folder::{Model, ModelConfig, ModelInfo};
+pub use model::{Model, ModelConfig, ModelInfo};
 pub use tokenizer::TextTokenizer;
 
 impl From<candle_core::Error> for Error {
