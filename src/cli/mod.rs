@@ -14,7 +14,7 @@ use retort::distill::{self, train::TrainConfig};
 use retort::error::{Error, Result};
 use retort::models::device::{DeviceSpec, Placement, Precision};
 use retort::pipeline::plan;
-use retort::pipeline::runner::{self, RunOptions, RunReport};
+use retort::pipeline::runner::{Executor, LocalExecutor, RunOptions, RunReport};
 use retort::pipeline::spec::{self, PipelineSpec, StageSpec};
 use retort::registry;
 use retort::stage::kind::{self, Role};
@@ -612,7 +612,7 @@ fn execute(spec: &PipelineSpec, origin: &str, rt: &RuntimeArgs) -> Result<i32> {
         progress: !rt.quiet && std::io::stderr().is_terminal(),
         force: rt.force,
     };
-    let report = runner::run(plan, Arc::new(settings), &opts)?;
+    let report = LocalExecutor.execute(plan, Arc::new(settings), &opts)?;
     if rt.json {
         println!(
             "{}",

@@ -7,6 +7,7 @@ pub mod loss;
 pub mod metrics;
 pub mod plot;
 pub mod selfdistill;
+pub mod stats;
 pub mod teacher;
 pub mod train;
 pub mod train_stage;

@@ -22,7 +22,7 @@ use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, Kind, Needs,
 use crate::stage::{RunSettings, Source, StageContext};
 
 /// Configuration of `parquet_source`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetSourceConfig {
     /// A Parquet file, a folder of Parquet files, or a glob such as `data/*.parquet`.
