@@ -6,6 +6,7 @@ pub mod experiment;
 pub mod loss;
 pub mod metrics;
 pub mod plot;
+pub mod results;
 pub mod selfdistill;
 pub mod stats;
 pub mod teacher;
