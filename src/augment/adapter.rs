@@ -22,7 +22,7 @@ use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, KeyDoc};
 use crate::stage::{Emit, StageContext, Transform};
 
 /// Options every augmenter stage takes.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CopyOptions {
     /// Augmented copies to make of each input row. A copy that cannot be made (no operation

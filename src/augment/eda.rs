@@ -30,7 +30,7 @@ use super::wordnet::{default_wordnet_dir, SynonymTable};
 use super::{Augmentation, Augmenter, RowRng};
 
 /// Configuration of the `eda` augmenter.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EdaConfig {
     /// Strength in [0, 1] of every technique: SR, RI and RS change max(1, floor(alpha · words))

@@ -9,7 +9,8 @@ use clap::Args;
 
 use retort::error::{Error, Result};
 use retort::pipeline::plan::{self, Plan};
-use retort::pipeline::runner::{self, RunOptions, RunReport};
+use retort::pipeline::executor::{Executor, RunOptions, RunReport};
+use retort::pipeline::local::LocalExecutor;
 use retort::pipeline::spec::{self, PipelineSpec, StageSpec};
 use retort::registry;
 use retort::stage::kind::Role;
@@ -187,7 +188,7 @@ fn execute(spec: &PipelineSpec, origin: &str, rt: &RuntimeArgs) -> Result<i32> {
         progress: !rt.quiet && std::io::stderr().is_terminal(),
         force: rt.force,
     };
-    let report = runner::run(plan, Arc::new(settings), &opts)?;
+    let report = LocalExecutor.execute(plan, Arc::new(settings), &opts)?;
     if rt.json {
         println!(
             "{}",

@@ -12,85 +12,14 @@
 use std::path::Path;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
 use crate::distill::data;
 use crate::distill::metrics::Metrics;
+pub use crate::distill::results::{
+    results_markdown, Curve, ExperimentConfig, ExperimentReport, ResultRow, SETTINGS,
+};
 use crate::distill::selfdistill::{self, EnsembleMode, Generation, SelfDistillConfig};
 use crate::distill::train::TrainConfig;
 use crate::error::{Error, Result};
-
-/// The four settings, in report order.
-pub const SETTINGS: [&str; 4] = ["gold", "augmented", "self-distill", "ensemble"];
-
-/// Settings of an experiment.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ExperimentConfig {
-    /// Training rows.
-    pub train: String,
-    /// Test rows.
-    pub test: String,
-    /// Number of seeds.
-    pub seeds: usize,
-    /// EDA strength.
-    pub alpha: f64,
-    /// EDA copies per row.
-    pub copies: u32,
-    /// Self-distillation generations after generation 0 (at least 2).
-    pub generations: usize,
-    /// Each generation after 0 trains on fresh EDA copies its teacher has not seen.
-    #[serde(default)]
-    pub fresh_copies: bool,
-    /// Student training settings; seed `i` trains with `train.seed + 100·i`. `epochs` are
-    /// passes over the augmented corpus; `gold` makes `epochs × (1 + copies)` passes over the
-    /// original rows, so every setting takes the same number of optimizer steps.
-    pub student: TrainConfig,
-}
-
-/// One line of `results.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ResultRow {
-    /// `gold`, `augmented`, `self-distill` or `ensemble`.
-    pub setting: String,
-    /// The seed index, from 0.
-    pub seed: usize,
-    /// Test accuracy.
-    pub accuracy: f64,
-    /// Test macro-F1.
-    pub macro_f1: f64,
-    /// Test negative log-likelihood.
-    pub nll: f64,
-    /// Test expected calibration error (15 bins).
-    pub ece: f64,
-}
-
-/// Per-generation detail, for curves (`curves.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Curve {
-    /// The setting.
-    pub setting: String,
-    /// The seed index.
-    pub seed: usize,
-    /// The generation.
-    pub generation: usize,
-    /// Test metrics of that generation.
-    pub metrics: Metrics,
-    /// Mean training loss per epoch.
-    pub losses: Vec<f64>,
-}
-
-/// Everything an experiment produced.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExperimentReport {
-    /// The settings.
-    pub config: ExperimentConfig,
-    /// One row per (setting, seed).
-    pub results: Vec<ResultRow>,
-    /// One entry per (setting, seed, generation).
-    pub curves: Vec<Curve>,
-    /// Wall-clock seconds of the work done in this invocation.
-    pub seconds: f64,
-}
 
 fn metrics_of(g: &Generation) -> Result<Metrics> {
     g.metrics
@@ -294,108 +223,4 @@ fn check_classes(train: &[String], test: &[String], test_path: &str) -> Result<(
         .with_hint("train and test must share class names"));
     }
     Ok(())
-}
-
-/// Mean and sample standard deviation.
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
-
-/// `results.md`: mean ± standard deviation over seeds per setting, and the change from `gold`.
-pub fn results_markdown(r: &ExperimentReport) -> String {
-    let c = &r.config;
-    let mut s = format!(
-        "# Experiment\n\ntrain `{}`, test `{}`, {} seed(s), student `{}`, EDA α = {} with {} \
-         copies, {} self-distillation generation(s), {} epochs over the augmented rows (`gold`: \
-         the same number of steps over the original rows){}\n\n",
-        c.train,
-        c.test,
-        c.seeds,
-        serde_json::to_value(c.student.student)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
-        c.alpha,
-        c.copies,
-        c.generations,
-        c.student.epochs,
-        if c.fresh_copies {
-            "; each later generation trains on fresh EDA copies"
-        } else {
-            ""
-        }
-    );
-    s.push_str("| setting | accuracy | Δ accuracy | macro-F1 | NLL | ECE |\n");
-    s.push_str("|---|---|---|---|---|---|\n");
-    let pick = |setting: &str, f: fn(&ResultRow) -> f64| -> Vec<f64> {
-        r.results
-            .iter()
-            .filter(|x| x.setting == setting)
-            .map(f)
-            .collect()
-    };
-    let (gold_acc, _) = mean_std(&pick("gold", |x| x.accuracy));
-    for setting in SETTINGS {
-        let cell = |f: fn(&ResultRow) -> f64, scale: f64| {
-            let (m, sd) = mean_std(&pick(setting, f));
-            format!("{:.2} ± {:.2}", m * scale, sd * scale)
-        };
-        let (acc, _) = mean_std(&pick(setting, |x| x.accuracy));
-        s.push_str(&format!(
-            "| {setting} | {} | {:+.2} | {} | {} | {} |\n",
-            cell(|x| x.accuracy, 100.0),
-            (acc - gold_acc) * 100.0,
-            cell(|x| x.macro_f1, 100.0),
-            cell(|x| x.nll, 1.0),
-            cell(|x| x.ece, 100.0),
-        ));
-    }
-    s.push_str(
-        "\nAccuracy, macro-F1 and ECE in percent; mean ± sample standard deviation over seeds.\n",
-    );
-    s.push_str(
-        "\n## By generation\n\n| generation | teacher | accuracy | ECE | last epoch loss |\n",
-    );
-    s.push_str("|---|---|---|---|---|\n");
-    let mut keys: Vec<(usize, &str)> = r
-        .curves
-        .iter()
-        .filter(|c| c.setting != "gold")
-        .map(|c| (c.generation, c.setting.as_str()))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    for (g, setting) in keys {
-        let of: Vec<_> = r
-            .curves
-            .iter()
-            .filter(|c| c.generation == g && c.setting == setting)
-            .collect();
-        let stat = |f: &dyn Fn(&Curve) -> f64, scale: f64| {
-            let (m, sd) = mean_std(&of.iter().map(|c| f(c)).collect::<Vec<_>>());
-            format!("{:.2} ± {:.2}", m * scale, sd * scale)
-        };
-        let teacher = match (g, setting) {
-            (0, _) => "gold labels (augmented)",
-            (_, "ensemble") => "ensemble of every earlier generation",
-            _ => "previous generation",
-        };
-        s.push_str(&format!(
-            "| {g} | {teacher} | {} | {} | {} |\n",
-            stat(&|c| c.metrics.accuracy, 100.0),
-            stat(&|c| c.metrics.ece, 100.0),
-            stat(&|c| c.losses.last().copied().unwrap_or(f64::NAN), 1.0),
-        ));
-    }
-    s
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::distill::experiment::{mean_std, ExperimentReport, SETTINGS};
+use crate::distill::results::{ExperimentReport, ResultRow, SETTINGS};
+use crate::distill::stats::mean_std;
 use crate::error::{Error, Result};
 
 const COLORS: [RGBColor; 4] = [
@@ -53,7 +54,7 @@ fn per_setting(
     r: &ExperimentReport,
     area: &Panel<'_>,
     title: &str,
-    f: fn(&crate::distill::experiment::ResultRow) -> f64,
+    f: fn(&ResultRow) -> f64,
 ) -> Result<()> {
     let (lo, hi) = padded(r.results.iter().map(f));
     let mut chart = ChartBuilder::on(area)

@@ -9,12 +9,19 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::augment::adapter::CopyOptions;
+use crate::augment::eda::{self, EdaConfig};
 use crate::distill::data;
 use crate::distill::metrics::Metrics;
+use crate::distill::stats::wilson;
+use crate::distill::teacher::{self, Folders, TeacherConfig};
 use crate::distill::train::{self, TrainConfig};
 use crate::error::{Error, Result};
-use crate::pipeline::spec::{PipelineSpec, StageSpec};
-use crate::pipeline::{plan, runner};
+use crate::io::{sink, source};
+use crate::pipeline::build::{with_defaults, PipelineBuilder};
+use crate::pipeline::executor::{Executor, RunOptions};
+use crate::pipeline::local::LocalExecutor;
+use crate::pipeline::plan;
 use crate::stage::RunSettings;
 
 /// Which models teach the next generation.
@@ -79,56 +86,45 @@ pub struct Generation {
     pub losses: Vec<f64>,
 }
 
-fn stage(id: &str, kind: &str, inputs: &[&str], config: toml::Table) -> StageSpec {
-    StageSpec {
-        id: id.into(),
-        kind: kind.into(),
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        config,
-    }
+/// The stage a step puts between its corpus and its output folder.
+enum Step {
+    /// Copy the rows as they are.
+    Copy,
+    /// EDA copies of every row (the rows themselves kept).
+    Eda(CopyOptions, EdaConfig),
+    /// Teacher logits on every row.
+    Teacher(TeacherConfig),
 }
 
-fn table(pairs: &[(&str, toml::Value)]) -> toml::Table {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
-}
-
-/// Runs `source -> middle -> sink` as a pipeline (resumable and skipped when up to date).
-fn run_chain(
+/// Runs `corpus -> step -> out` as a pipeline (resumable and skipped when up to date). The
+/// middle stage is named after its kind, which seeds it.
+fn run_step(
     name: &str,
     seed: u64,
     input: &str,
-    middle: Option<(&str, toml::Table)>,
+    step: Step,
     output: &Path,
     placement: crate::models::device::Placement,
 ) -> Result<()> {
-    let mut stages = vec![stage(
-        "corpus",
-        "parquet_source",
-        &[],
-        table(&[("path", input.into())]),
-    )];
-    let last = match middle {
-        Some((kind, cfg)) => {
-            stages.push(stage(kind, kind, &["corpus"], cfg));
-            kind
+    let read = with_defaults(&source::KIND, [("path", input)])?;
+    let write = with_defaults(&sink::KIND, [("path", &output.display().to_string())])?;
+    let corpus = "corpus";
+    let pipeline = PipelineBuilder::new(name, seed).stage(corpus, &source::KIND, &[], &read)?;
+    let (pipeline, last) = match step {
+        Step::Copy => (pipeline, corpus),
+        Step::Eda(copies, cfg) => {
+            let id = eda::KIND.name;
+            let pipeline = pipeline.stage(id, &eda::KIND, &[corpus], &(copies, cfg))?;
+            (pipeline, id)
         }
-        None => "corpus",
+        Step::Teacher(cfg) => {
+            let id = teacher::KIND.name;
+            (pipeline.stage(id, &teacher::KIND, &[corpus], &cfg)?, id)
+        }
     };
-    stages.push(stage(
-        "out",
-        "parquet_sink",
-        &[last],
-        table(&[("path", output.display().to_string().into())]),
-    ));
-    let spec = PipelineSpec {
-        name: name.into(),
-        seed,
-        stages,
-        problems: vec![],
-    };
+    let spec = pipeline
+        .stage("out", &sink::KIND, &[last], &write)?
+        .finish();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -138,14 +134,11 @@ fn run_chain(
         ..RunSettings::with_seed(seed)
     };
     let p = plan::build(&spec, &settings, &format!("the `{name}` step"))?;
-    runner::run(
-        p,
-        Arc::new(settings),
-        &runner::RunOptions {
-            progress: false,
-            force: true,
-        },
-    )?;
+    let opts = RunOptions {
+        progress: false,
+        force: true,
+    };
+    LocalExecutor.execute(p, Arc::new(settings), &opts)?;
     Ok(())
 }
 
@@ -191,16 +184,25 @@ fn prepare_variant(
     } else {
         out.join(format!("augmented-{variant}"))
     };
-    let eda = table(&[
-        ("alpha", cfg.alpha.into()),
-        ("copies", i64::from(cfg.copies).into()),
-        ("keep_original", true.into()),
-    ]);
-    run_chain(
+    let step = if cfg.copies > 0 {
+        let copies = CopyOptions {
+            copies: cfg.copies,
+            keep_original: true,
+        };
+        let eda = EdaConfig {
+            alpha: cfg.alpha,
+            ..EdaConfig::default()
+        };
+        Step::Eda(copies, eda)
+    } else {
+        Step::Copy
+    };
+    let seed = cfg.train.seed + variant as u64;
+    run_step(
         "augment",
-        cfg.train.seed + variant as u64,
+        seed,
         train_path,
-        (cfg.copies > 0).then_some(("eda", eda)),
+        step,
         &augmented,
         cfg.train.placement,
     )?;
@@ -283,16 +285,19 @@ pub fn train_generation(
     let rows = if teachers.is_empty() {
         corpus.gold.clone()
     } else {
-        let models: Vec<toml::Value> = teachers
-            .iter()
-            .map(|t| t.display().to_string().into())
-            .collect();
+        let models = teachers.iter().map(|t| t.display().to_string()).collect();
+        let step = Step::Teacher(TeacherConfig {
+            model: Folders::Many(models),
+            batch_size: None,
+            batch_tokens: None,
+        });
         let soft = dir.join("soft");
-        run_chain(
-            "teacher",
+        let corpus_path = corpus.path.display().to_string();
+        run_step(
+            "soft-labels",
             tc.seed,
-            &corpus.path.display().to_string(),
-            Some(("teacher", table(&[("model", toml::Value::Array(models))]))),
+            &corpus_path,
+            step,
             &soft,
             tc.placement,
         )?;
@@ -366,22 +371,26 @@ pub fn run(
     Ok(generations)
 }
 
-/// A table of the generations' metrics.
+/// A table of the generations' metrics: each accuracy with its 95% Wilson interval on the
+/// evaluation rows, so a difference of a few rows is not read as a change of the model.
 pub fn table_text(gens: &[Generation]) -> String {
     let mut s = format!(
-        "{:>10} {:>9} {:>9} {:>8} {:>8} {:>10}  teachers\n",
-        "generation", "accuracy", "macro-F1", "NLL", "ECE", "last loss"
+        "{:>10} {:>9} {:>17} {:>9} {:>8} {:>8} {:>10}  teachers\n",
+        "generation", "accuracy", "95% interval", "macro-F1", "NLL", "ECE", "last loss"
     );
     for g in gens {
         let m = g
             .metrics
             .map(|m| {
+                let interval = wilson(m.accuracy, m.rows)
+                    .map(|i| format!("[{:.4}, {:.4}]", i.lo, i.hi))
+                    .unwrap_or_else(|| "-".into());
                 format!(
-                    "{:>9.4} {:>9.4} {:>8.4} {:>8.4}",
+                    "{:>9.4} {interval:>17} {:>9.4} {:>8.4} {:>8.4}",
                     m.accuracy, m.macro_f1, m.nll, m.ece
                 )
             })
-            .unwrap_or_else(|| format!("{:>9} {:>9} {:>8} {:>8}", "-", "-", "-", "-"));
+            .unwrap_or_else(|| format!("{:>9} {:>17} {:>9} {:>8} {:>8}", "-", "-", "-", "-", "-"));
         s.push_str(&format!(
             "{:>10} {m} {:>10.4}  {}\n",
             g.generation,
@@ -391,6 +400,13 @@ pub fn table_text(gens: &[Generation]) -> String {
             } else {
                 format!("{} model(s)", g.teachers.len())
             }
+        ));
+    }
+    if let Some(rows) = gens.iter().find_map(|g| g.metrics.map(|m| m.rows)) {
+        s.push_str(&format!(
+            "accuracy on {rows} evaluation rows (one row = {:.4}); 95% Wilson interval: \
+             generations whose intervals overlap are not told apart by these rows\n",
+            1.0 / rows.max(1) as f64
         ));
     }
     s

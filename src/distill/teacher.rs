@@ -21,7 +21,7 @@ use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, Kind, Needs,
 use crate::stage::{Emit, StageContext, Transform};
 
 /// One model folder or several.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Folders {
     /// A single teacher.
@@ -41,7 +41,7 @@ impl Folders {
 }
 
 /// Configuration of `teacher`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeacherConfig {
     /// A model folder (`config.json`, `tokenizer.json`, `model.safetensors`, such as a

@@ -20,7 +20,7 @@ pub struct PlannedStage {
     pub inputs: Vec<usize>,
     /// Schema of the stage's output (for sinks, of what they receive).
     pub schema: SchemaRef,
-    /// The built stage; taken by the runner.
+    /// The built stage; taken by the executor.
     pub built: Option<Built>,
 }
 

@@ -85,7 +85,7 @@ pub struct StageContext {
     pub settings: Arc<RunSettings>,
     /// Thread pool for data-parallel work inside this stage.
     pub pool: Arc<rayon::ThreadPool>,
-    /// Accounting of the batch being processed; the runner takes it after each call.
+    /// Accounting of the batch being processed; the executor takes it after each call.
     pub entry: Entry,
 }
 

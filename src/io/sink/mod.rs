@@ -24,7 +24,7 @@ pub use part_file::rejects_schema;
 use part_file::{file_sha256, relative, write_rejects, PartWriter, TMP_PREFIX};
 
 /// Compression codec of the part files.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// Zstandard (level set by `zstd_level`).
@@ -38,7 +38,7 @@ pub enum Compression {
 }
 
 /// Configuration of `parquet_sink`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetSinkConfig {
     /// Output folder. It holds `part-NNNNN.parquet` files and, once complete, `_SUCCESS.json`.

@@ -25,7 +25,7 @@ use crate::stage::{RunSettings, Source, StageContext};
 use columns::{field_names, output_schema, resolve_columns, to_utf8, Columns};
 
 /// Configuration of `parquet_source`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetSourceConfig {
     /// A Parquet file, a folder of Parquet files, or a glob such as `data/*.parquet`.

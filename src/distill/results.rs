@@ -1,0 +1,323 @@
+//! What `retort experiment` records (`experiment.json`, `results.json`, `curves.json`) and the
+//! table it prints (`results.md`). The experiment ([`crate::distill::experiment`]) writes these
+//! and the plot ([`crate::distill::plot`]) draws them; neither imports the other's types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::distill::metrics::Metrics;
+use crate::distill::stats::{mean_interval, mean_std, wilson};
+use crate::distill::train::TrainConfig;
+
+/// The four settings, in report order.
+pub const SETTINGS: [&str; 4] = ["gold", "augmented", "self-distill", "ensemble"];
+
+/// Settings of an experiment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExperimentConfig {
+    /// Training rows.
+    pub train: String,
+    /// Test rows.
+    pub test: String,
+    /// Number of seeds.
+    pub seeds: usize,
+    /// EDA strength.
+    pub alpha: f64,
+    /// EDA copies per row.
+    pub copies: u32,
+    /// Self-distillation generations after generation 0 (at least 2).
+    pub generations: usize,
+    /// Each generation after 0 trains on fresh EDA copies its teacher has not seen.
+    #[serde(default)]
+    pub fresh_copies: bool,
+    /// Student training settings; seed `i` trains with `train.seed + 100·i`. `epochs` are
+    /// passes over the augmented corpus; `gold` makes `epochs × (1 + copies)` passes over the
+    /// original rows, so every setting takes the same number of optimizer steps.
+    pub student: TrainConfig,
+}
+
+/// One line of `results.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultRow {
+    /// `gold`, `augmented`, `self-distill` or `ensemble`.
+    pub setting: String,
+    /// The seed index, from 0.
+    pub seed: usize,
+    /// Test accuracy.
+    pub accuracy: f64,
+    /// Test macro-F1.
+    pub macro_f1: f64,
+    /// Test negative log-likelihood.
+    pub nll: f64,
+    /// Test expected calibration error (15 bins).
+    pub ece: f64,
+}
+
+/// Per-generation detail, for curves (`curves.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Curve {
+    /// The setting.
+    pub setting: String,
+    /// The seed index.
+    pub seed: usize,
+    /// The generation.
+    pub generation: usize,
+    /// Test metrics of that generation (with the number of test rows).
+    pub metrics: Metrics,
+    /// Mean training loss per epoch.
+    pub losses: Vec<f64>,
+}
+
+/// Everything an experiment produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExperimentReport {
+    /// The settings.
+    pub config: ExperimentConfig,
+    /// One row per (setting, seed).
+    pub results: Vec<ResultRow>,
+    /// One entry per (setting, seed, generation).
+    pub curves: Vec<Curve>,
+    /// Wall-clock seconds of the work done in this invocation.
+    pub seconds: f64,
+}
+
+/// `results.md`: per setting, mean ± standard deviation over seeds and the paired change in
+/// accuracy from `gold` with its 95% interval; then the same per generation.
+pub fn results_markdown(r: &ExperimentReport) -> String {
+    let mut s = header(&r.config);
+    s.push_str(&settings_table(r));
+    s.push_str(&footnote(r));
+    s.push_str(&generations_table(r));
+    s
+}
+
+fn header(c: &ExperimentConfig) -> String {
+    format!(
+        "# Experiment\n\ntrain `{}`, test `{}`, {} seed(s), student `{}`, EDA α = {} with {} \
+         copies, {} self-distillation generation(s), {} epochs over the augmented rows (`gold`: \
+         the same number of steps over the original rows){}\n\n",
+        c.train,
+        c.test,
+        c.seeds,
+        serde_json::to_value(c.student.student)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        c.alpha,
+        c.copies,
+        c.generations,
+        c.student.epochs,
+        if c.fresh_copies {
+            "; each later generation trains on fresh EDA copies"
+        } else {
+            ""
+        }
+    )
+}
+
+/// `mean ± sd` of `v` times `scale`.
+fn mean_sd_cell(v: &[f64], scale: f64) -> String {
+    let (m, sd) = mean_std(v);
+    format!("{:.2} ± {:.2}", m * scale, sd * scale)
+}
+
+/// The mean of paired differences (in points) with its 95% t interval, or the mean alone
+/// with one seed.
+fn difference_cell(diffs: &[f64]) -> String {
+    match mean_interval(diffs) {
+        Some((m, i)) => {
+            let i = i.scaled(100.0);
+            format!("{:+.2} [{:+.2}, {:+.2}]", m * 100.0, i.lo, i.hi)
+        }
+        None => match diffs.first() {
+            Some(d) => format!("{:+.2} (one seed: no interval)", d * 100.0),
+            None => "-".into(),
+        },
+    }
+}
+
+/// Accuracy of `setting` minus accuracy of `gold`, seed by seed (seeds without both skipped).
+fn paired_differences(r: &ExperimentReport, accuracy: impl Fn(usize) -> Option<f64>) -> Vec<f64> {
+    (0..r.config.seeds)
+        .filter_map(|seed| {
+            let gold = r
+                .results
+                .iter()
+                .find(|x| x.setting == "gold" && x.seed == seed)?;
+            Some(accuracy(seed)? - gold.accuracy)
+        })
+        .collect()
+}
+
+fn settings_table(r: &ExperimentReport) -> String {
+    let mut s = String::from(
+        "| setting | accuracy | Δ accuracy vs gold [95% CI] | macro-F1 | NLL | ECE |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for setting in SETTINGS {
+        let rows: Vec<&ResultRow> = r.results.iter().filter(|x| x.setting == setting).collect();
+        let pick = |f: fn(&ResultRow) -> f64| rows.iter().map(|x| f(x)).collect::<Vec<_>>();
+        let delta = if setting == "gold" {
+            "-".to_string()
+        } else {
+            difference_cell(&paired_differences(r, |seed| {
+                rows.iter().find(|x| x.seed == seed).map(|x| x.accuracy)
+            }))
+        };
+        s.push_str(&format!(
+            "| {setting} | {} | {delta} | {} | {} | {} |\n",
+            mean_sd_cell(&pick(|x| x.accuracy), 100.0),
+            mean_sd_cell(&pick(|x| x.macro_f1), 100.0),
+            mean_sd_cell(&pick(|x| x.nll), 1.0),
+            mean_sd_cell(&pick(|x| x.ece), 100.0),
+        ));
+    }
+    s
+}
+
+/// How to read the numbers: units, what the intervals are, and how coarse the test set is.
+fn footnote(r: &ExperimentReport) -> String {
+    let seeds = r.config.seeds;
+    let mut s = format!(
+        "\nAccuracy, macro-F1 and ECE in percent; mean ± sample standard deviation over {seeds} \
+         seed(s). Δ accuracy vs gold: the mean over seeds of (setting − gold) on the same seed, \
+         in points, with its 95% t interval ({} degree(s) of freedom); an interval that \
+         contains 0 does not tell the setting apart from `gold`.\n",
+        seeds.saturating_sub(1)
+    );
+    let rows = r.curves.first().map_or(0, |c| c.metrics.rows);
+    let (gold, _) = mean_std(
+        &r.results
+            .iter()
+            .filter(|x| x.setting == "gold")
+            .map(|x| x.accuracy)
+            .collect::<Vec<_>>(),
+    );
+    if let Some(i) = wilson(gold, rows) {
+        s.push_str(&format!(
+            "The test set has {rows} rows: one row is {:.2} points, and a single run's accuracy \
+             of {:.2}% has a 95% Wilson interval of [{:.2}, {:.2}].\n",
+            100.0 / rows as f64,
+            gold * 100.0,
+            i.lo * 100.0,
+            i.hi * 100.0
+        ));
+    }
+    s
+}
+
+fn generations_table(r: &ExperimentReport) -> String {
+    let mut s = String::from(
+        "\n## By generation\n\n\
+         | generation | teacher | accuracy | Δ accuracy vs gold [95% CI] | ECE | last epoch loss |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    let mut keys: Vec<(usize, &str)> = r
+        .curves
+        .iter()
+        .filter(|c| c.setting != "gold")
+        .map(|c| (c.generation, c.setting.as_str()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for (g, setting) in keys {
+        let of: Vec<&Curve> = r
+            .curves
+            .iter()
+            .filter(|c| c.generation == g && c.setting == setting)
+            .collect();
+        let stat = |f: &dyn Fn(&Curve) -> f64, scale: f64| {
+            mean_sd_cell(&of.iter().map(|c| f(c)).collect::<Vec<_>>(), scale)
+        };
+        let delta = difference_cell(&paired_differences(r, |seed| {
+            of.iter()
+                .find(|c| c.seed == seed)
+                .map(|c| c.metrics.accuracy)
+        }));
+        let teacher = match (g, setting) {
+            (0, _) => "gold labels (augmented)",
+            (_, "ensemble") => "ensemble of every earlier generation",
+            _ => "previous generation",
+        };
+        s.push_str(&format!(
+            "| {g} | {teacher} | {} | {delta} | {} | {} |\n",
+            stat(&|c| c.metrics.accuracy, 100.0),
+            stat(&|c| c.metrics.ece, 100.0),
+            stat(&|c| c.losses.last().copied().unwrap_or(f64::NAN), 1.0),
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(gold: &[f64], augmented: &[f64]) -> ExperimentReport {
+        let mut results = Vec::new();
+        for (setting, accs) in [("gold", gold), ("augmented", augmented)] {
+            for (seed, &accuracy) in accs.iter().enumerate() {
+                results.push(ResultRow {
+                    setting: setting.into(),
+                    seed,
+                    accuracy,
+                    macro_f1: accuracy,
+                    nll: 0.5,
+                    ece: 0.05,
+                });
+            }
+        }
+        let curves = results
+            .iter()
+            .map(|x| Curve {
+                setting: x.setting.clone(),
+                seed: x.seed,
+                generation: 0,
+                metrics: Metrics {
+                    rows: 60,
+                    accuracy: x.accuracy,
+                    macro_f1: x.macro_f1,
+                    nll: x.nll,
+                    ece: x.ece,
+                },
+                losses: vec![0.4],
+            })
+            .collect();
+        ExperimentReport {
+            config: ExperimentConfig {
+                train: "train.parquet".into(),
+                test: "test.parquet".into(),
+                seeds: gold.len(),
+                alpha: 0.1,
+                copies: 4,
+                generations: 2,
+                fresh_copies: false,
+                student: TrainConfig::default(),
+            },
+            results,
+            curves,
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn differences_from_gold_are_paired_by_seed() {
+        // Seed effects are large, but augmented is 2 points better on every seed.
+        let md = results_markdown(&report(&[0.70, 0.80, 0.90], &[0.72, 0.82, 0.92]));
+        assert!(md.contains("| gold | 80.00 ± 10.00 | - |"), "{md}");
+        assert!(
+            md.contains("| augmented | 82.00 ± 10.00 | +2.00 [+2.00, +2.00] |"),
+            "{md}"
+        );
+        assert!(md.contains("2 degree(s) of freedom"), "{md}");
+        assert!(
+            md.contains("The test set has 60 rows: one row is 1.67 points"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn one_seed_has_no_interval() {
+        let md = results_markdown(&report(&[0.8], &[0.75]));
+        assert!(md.contains("-5.00 (one seed: no interval)"), "{md}");
+    }
+}
