@@ -105,11 +105,11 @@ impl MarianConfig {
                     .into(),
             );
         }
-        let heads_ok = |h: usize| h > 0 && self.d_model % h == 0;
+        let heads_ok = |h: usize| h > 0 && self.d_model.is_multiple_of(h);
         if !heads_ok(self.encoder_attention_heads) || !heads_ok(self.decoder_attention_heads) {
             return Err("`d_model` must be a multiple of the attention heads".into());
         }
-        if self.d_model % 2 != 0 {
+        if !self.d_model.is_multiple_of(2) {
             return Err("`d_model` must be even".into());
         }
         let ids = [
