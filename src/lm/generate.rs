@@ -11,7 +11,6 @@
 //! that seed, so each output depends only on the pipeline seed, the stage id and `j`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 
 use arrow::array::{Array, StringArray};
 use arrow::datatypes::{DataType, SchemaRef};
@@ -27,6 +26,7 @@ use crate::distill::teacher::{Folders, Teacher};
 use crate::error::{Error, Result};
 use crate::lm::causal::{CausalLm, Generated, Sampling};
 use crate::lm::pseudo;
+use crate::lm::resolve::{load_stage_lm, StageLm};
 use crate::seed;
 use crate::stage::kind::{keys_of, BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{Emit, StageContext, Transform};
@@ -232,12 +232,7 @@ impl GenerateStage {
             )
             .with_hint("run the `generate` pipeline unsharded, then shard the stages after it")));
         }
-        let path = match &cfg.model {
-            Some(m) => PathBuf::from(m),
-            None => crate::assets::require_smollm2().map_err(ctx)?,
-        };
-        let compute = cx.settings.compute().map_err(ctx)?;
-        let lm = CausalLm::load(&path, &compute).map_err(ctx)?;
+        let StageLm { path, lm, compute } = load_stage_lm(cfg.model.as_deref(), cx)?;
         let teacher = match &cfg.teacher {
             Some(f) => Some(Teacher::load(&f.list(), &compute).map_err(ctx)?),
             None => None,

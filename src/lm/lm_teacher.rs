@@ -18,7 +18,6 @@
 //! threads, batch size or sharding. The manifest counts the positions (`lm_positions`) and the
 //! bytes the labels take (`lm_label_bytes`, ids and values as stored, before compression).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -35,6 +34,7 @@ use serde::Deserialize;
 use crate::batch::{col, Batch};
 use crate::error::{Error, Result};
 use crate::lm::causal::CausalLm;
+use crate::lm::resolve::{load_stage_lm, StageLm};
 use crate::lm::soft_labels::{self, Sampled, TopK};
 use crate::seed;
 use crate::stage::kind::{keys_of, BuildContext, Built, Kind, Needs, Role};
@@ -163,12 +163,7 @@ impl LmTeacher {
     /// Loads the model.
     pub fn new(cfg: LmTeacherConfig, cx: &BuildContext<'_>) -> Result<Self> {
         let ctx = |e: Error| e.context(format!("stage `{}`", cx.stage));
-        let path = match &cfg.model {
-            Some(m) => PathBuf::from(m),
-            None => crate::assets::require_smollm2().map_err(ctx)?,
-        };
-        let compute = cx.settings.compute().map_err(ctx)?;
-        let lm = CausalLm::load(&path, &compute).map_err(ctx)?;
+        let StageLm { path, lm, compute } = load_stage_lm(cfg.model.as_deref(), cx)?;
         if cfg.max_tokens > lm.max_positions() {
             return Err(ctx(Error::user(format!(
                 "`max_tokens = {}` exceeds the model's context of {} positions",
