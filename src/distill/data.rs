@@ -220,19 +220,7 @@ fn read_batch(
         None => None,
     };
     for i in 0..batch.num_rows() {
-        let id = ids
-            .as_ref()
-            .filter(|a| a.is_valid(i))
-            .map(|a| a.value(i).to_string())
-            .unwrap_or_else(|| {
-                format!(
-                    "{}#{}",
-                    file.file_name()
-                        .map(|n| n.to_string_lossy())
-                        .unwrap_or_default(),
-                    *row
-                )
-            });
+        let id = row_id(ids.as_ref(), i, file, *row);
         if text.is_null(i) {
             return Err(Error::user(format!(
                 "row `{id}` of `{shown}` has a null text"
@@ -273,6 +261,21 @@ fn read_batch(
         *row += 1;
     }
     Ok(())
+}
+
+/// The id of row `i` of a batch: its `id` value, else `FILE_NAME#ROW` (`row` counts the
+/// file's rows).
+fn row_id(ids: Option<&StringArray>, i: usize, file: &std::path::Path, row: usize) -> String {
+    ids.filter(|a| a.is_valid(i))
+        .map(|a| a.value(i).to_string())
+        .unwrap_or_else(|| {
+            format!(
+                "{}#{row}",
+                file.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            )
+        })
 }
 
 /// String labels: numbered through the known class names, or the classes are named in
