@@ -206,6 +206,23 @@ pub(crate) fn check_augment_input(input: &SchemaRef) -> Result<SchemaRef> {
     Ok(input.clone())
 }
 
+/// Sends row `i` of a batch, whose text or id is null, to the rejects with its id (when it
+/// has one): reason `null_id` when the id is null, else `null_text`.
+pub(crate) fn reject_null_row(ids: &StringArray, i: usize, cx: &mut StageContext) {
+    let id = ids.is_valid(i).then(|| ids.value(i).to_string());
+    let reason = if ids.is_null(i) {
+        "null_id"
+    } else {
+        "null_text"
+    };
+    cx.reject(
+        reason,
+        format!("row {i} of the batch has a {}", reason.replace('_', " ")),
+        id,
+        None,
+    );
+}
+
 /// Writes the rows of a batch: each original (with `keep_original`) followed by its copies,
 /// with provenance columns, counting everything in the stage's tally. `None` marks a row with
 /// a null id or text, which goes to the rejects.
@@ -247,18 +264,7 @@ pub(crate) fn write_rows(
         cx.tally().rows_in += n as u64;
         for (i, r) in results.into_iter().enumerate() {
             let Some(r) = r else {
-                let id = ids.is_valid(i).then(|| ids.value(i).to_string());
-                let reason = if ids.is_null(i) {
-                    "null_id"
-                } else {
-                    "null_text"
-                };
-                cx.reject(
-                    reason,
-                    format!("row {i} of the batch has a {}", reason.replace('_', " ")),
-                    id,
-                    None,
-                );
+                reject_null_row(ids, i, cx);
                 continue;
             };
             let id = ids.value(i);

@@ -13,7 +13,6 @@ pub mod stopwords;
 pub mod synonym;
 pub mod tokens;
 pub mod wordnet;
-pub(crate) mod wordnet_cache;
 
 /// The random number generator every augmenter receives: seeded per row and copy, so output
 /// never depends on thread count, batch size or sharding.

@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 
 use arrow::array::{Array, FixedSizeListArray, Float32Array, StringArray};
 use arrow::datatypes::DataType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
 use crate::batch::col;
@@ -80,148 +81,210 @@ pub fn load(
     expected: Option<&[String]>,
 ) -> Result<Dataset> {
     let files = resolve_inputs(path)?;
-    let mut examples = Vec::new();
+    let columns = Columns {
+        text: text_column,
+        label: label_column,
+    };
+    let mut rows = Rows::default();
     let mut names: Option<Vec<String>> = expected.map(|e| e.to_vec());
-    let mut string_labels: Vec<(usize, String)> = Vec::new();
     for file in &files {
         let shown = file.display().to_string();
-        let f = std::fs::File::open(file)
-            .map_err(|e| Error::user(format!("cannot open `{shown}`")).with_source(e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| {
-            Error::user(format!("`{shown}` is not a readable Parquet file")).with_source(e)
-        })?;
-        let schema = builder.schema().clone();
-        if schema.index_of(text_column).is_err() {
-            return Err(Error::user(format!(
-                "`{shown}` has no text column `{text_column}`; its columns are: {}",
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| format!("`{}`", f.name()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        if let Some(file_names) = metadata_label_names(&schema) {
-            match &names {
-                Some(n) if *n != file_names => {
-                    return Err(Error::user(format!(
-                        "`{shown}` has classes {file_names:?}, but {n:?} are expected"
-                    ))
-                    .with_hint("train and label with models and data of the same classes"));
-                }
-                Some(_) => {}
-                None => names = Some(file_names),
-            }
-        }
-        let wanted: Vec<usize> = [
-            text_column,
-            label_column,
-            col::ID,
-            col::PARENT_ID,
-            TEACHER_LOGITS,
-        ]
-        .iter()
-        .filter_map(|n| schema.index_of(n).ok())
-        .collect();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(8192)
-            .build()
-            .map_err(|e| Error::user(format!("cannot read `{shown}`")).with_source(e))?;
+        let reader = open_file(file, &shown, &columns, &mut names)?;
         let mut row = 0usize;
         for batch in reader {
             let batch =
                 batch.map_err(|e| Error::user(format!("cannot read `{shown}`")).with_source(e))?;
-            let strings = |name: &str| -> Result<Option<StringArray>> {
-                let Some(c) = batch.column_by_name(name) else {
-                    return Ok(None);
-                };
-                let c = arrow::compute::cast(c, &DataType::Utf8).map_err(|e| {
-                    Error::user(format!(
-                        "column `{name}` of `{shown}` cannot be read as text"
-                    ))
-                    .with_source(e)
-                })?;
-                Ok(c.as_any().downcast_ref::<StringArray>().cloned())
-            };
-            let text = strings(text_column)?.expect("checked above");
-            let ids = strings(col::ID)?;
-            let parents = strings(col::PARENT_ID)?;
-            let label_col = batch.column_by_name(label_column);
-            let int_labels = match label_col {
-                Some(c) if c.data_type().is_integer() => Some(
-                    arrow::compute::cast(c, &DataType::Int64)?
-                        .as_any()
-                        .downcast_ref::<arrow::array::Int64Array>()
-                        .cloned()
-                        .expect("int64"),
-                ),
-                _ => None,
-            };
-            let str_labels = match label_col {
-                Some(c) if !c.data_type().is_integer() => strings(label_column)?,
-                _ => None,
-            };
-            let teacher = match batch.column_by_name(TEACHER_LOGITS) {
-                Some(c) => Some(teacher_column(c, &shown)?),
-                None => None,
-            };
-            for i in 0..batch.num_rows() {
-                let id = ids
-                    .as_ref()
-                    .filter(|a| a.is_valid(i))
-                    .map(|a| a.value(i).to_string())
-                    .unwrap_or_else(|| {
-                        format!(
-                            "{}#{row}",
-                            file.file_name()
-                                .map(|n| n.to_string_lossy())
-                                .unwrap_or_default()
-                        )
-                    });
-                if text.is_null(i) {
-                    return Err(Error::user(format!(
-                        "row `{id}` of `{shown}` has a null text"
-                    )));
-                }
-                let mut label = None;
-                if let Some(l) = &int_labels {
-                    if l.is_valid(i) {
-                        let v = l.value(i);
-                        if v < 0 {
-                            return Err(Error::user(format!(
-                                "row `{id}` of `{shown}` has label {v}; labels must be ≥ 0"
-                            )));
-                        }
-                        label = Some(v as usize);
-                    }
-                }
-                if let Some(l) = &str_labels {
-                    if l.is_valid(i) {
-                        string_labels.push((examples.len(), l.value(i).to_string()));
-                    }
-                }
-                let soft = teacher.as_ref().and_then(|(values, width, list)| {
-                    list.is_valid(i)
-                        .then(|| values[i * width..(i + 1) * width].to_vec())
-                });
-                examples.push(Example {
-                    id,
-                    parent_id: parents
-                        .as_ref()
-                        .filter(|a| a.is_valid(i))
-                        .map(|a| a.value(i).to_string()),
-                    text: text.value(i).to_string(),
-                    label,
-                    teacher: soft,
-                });
-                row += 1;
-            }
+            read_batch(&batch, file, &shown, &columns, &mut row, &mut rows)?;
         }
     }
-    // String labels: map through the known class names, or name the classes in sorted order.
+    let Rows {
+        mut examples,
+        string_labels,
+    } = rows;
+    number_string_labels(&mut examples, string_labels, &mut names)?;
+    check_classes(path, examples, names)
+}
+
+/// The columns a data set is read from.
+struct Columns<'a> {
+    text: &'a str,
+    label: &'a str,
+}
+
+/// The rows read so far, and the string labels still to number (row index, label).
+#[derive(Default)]
+struct Rows {
+    examples: Vec<Example>,
+    string_labels: Vec<(usize, String)>,
+}
+
+/// Opens one Parquet file, checks its text column and its class names (kept in `names`), and
+/// reads only the columns a data set uses.
+fn open_file(
+    file: &std::path::Path,
+    shown: &str,
+    columns: &Columns<'_>,
+    names: &mut Option<Vec<String>>,
+) -> Result<ParquetRecordBatchReader> {
+    let (text_column, label_column) = (columns.text, columns.label);
+    let f = std::fs::File::open(file)
+        .map_err(|e| Error::user(format!("cannot open `{shown}`")).with_source(e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| {
+        Error::user(format!("`{shown}` is not a readable Parquet file")).with_source(e)
+    })?;
+    let schema = builder.schema().clone();
+    if schema.index_of(text_column).is_err() {
+        return Err(Error::user(format!(
+            "`{shown}` has no text column `{text_column}`; its columns are: {}",
+            schema
+                .fields()
+                .iter()
+                .map(|f| format!("`{}`", f.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if let Some(file_names) = metadata_label_names(&schema) {
+        match &names {
+            Some(n) if *n != file_names => {
+                return Err(Error::user(format!(
+                    "`{shown}` has classes {file_names:?}, but {n:?} are expected"
+                ))
+                .with_hint("train and label with models and data of the same classes"));
+            }
+            Some(_) => {}
+            None => *names = Some(file_names),
+        }
+    }
+    let wanted: Vec<usize> = [
+        text_column,
+        label_column,
+        col::ID,
+        col::PARENT_ID,
+        TEACHER_LOGITS,
+    ]
+    .iter()
+    .filter_map(|n| schema.index_of(n).ok())
+    .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    builder
+        .with_projection(mask)
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| Error::user(format!("cannot read `{shown}`")).with_source(e))
+}
+
+/// Appends the rows of one batch of `file` to `rows`; `row` numbers the file's rows (for ids
+/// of files without an `id` column).
+fn read_batch(
+    batch: &RecordBatch,
+    file: &std::path::Path,
+    shown: &str,
+    columns: &Columns<'_>,
+    row: &mut usize,
+    rows: &mut Rows,
+) -> Result<()> {
+    let (text_column, label_column) = (columns.text, columns.label);
+    let strings = |name: &str| -> Result<Option<StringArray>> {
+        let Some(c) = batch.column_by_name(name) else {
+            return Ok(None);
+        };
+        let c = arrow::compute::cast(c, &DataType::Utf8).map_err(|e| {
+            Error::user(format!(
+                "column `{name}` of `{shown}` cannot be read as text"
+            ))
+            .with_source(e)
+        })?;
+        Ok(c.as_any().downcast_ref::<StringArray>().cloned())
+    };
+    let text = strings(text_column)?.expect("checked above");
+    let ids = strings(col::ID)?;
+    let parents = strings(col::PARENT_ID)?;
+    let label_col = batch.column_by_name(label_column);
+    let int_labels = match label_col {
+        Some(c) if c.data_type().is_integer() => Some(
+            arrow::compute::cast(c, &DataType::Int64)?
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .cloned()
+                .expect("int64"),
+        ),
+        _ => None,
+    };
+    let str_labels = match label_col {
+        Some(c) if !c.data_type().is_integer() => strings(label_column)?,
+        _ => None,
+    };
+    let teacher = match batch.column_by_name(TEACHER_LOGITS) {
+        Some(c) => Some(teacher_column(c, shown)?),
+        None => None,
+    };
+    for i in 0..batch.num_rows() {
+        let id = row_id(ids.as_ref(), i, file, *row);
+        if text.is_null(i) {
+            return Err(Error::user(format!(
+                "row `{id}` of `{shown}` has a null text"
+            )));
+        }
+        let mut label = None;
+        if let Some(l) = &int_labels {
+            if l.is_valid(i) {
+                let v = l.value(i);
+                if v < 0 {
+                    return Err(Error::user(format!(
+                        "row `{id}` of `{shown}` has label {v}; labels must be ≥ 0"
+                    )));
+                }
+                label = Some(v as usize);
+            }
+        }
+        if let Some(l) = &str_labels {
+            if l.is_valid(i) {
+                rows.string_labels
+                    .push((rows.examples.len(), l.value(i).to_string()));
+            }
+        }
+        let soft = teacher.as_ref().and_then(|(values, width, list)| {
+            list.is_valid(i)
+                .then(|| values[i * width..(i + 1) * width].to_vec())
+        });
+        rows.examples.push(Example {
+            id,
+            parent_id: parents
+                .as_ref()
+                .filter(|a| a.is_valid(i))
+                .map(|a| a.value(i).to_string()),
+            text: text.value(i).to_string(),
+            label,
+            teacher: soft,
+        });
+        *row += 1;
+    }
+    Ok(())
+}
+
+/// The id of row `i` of a batch: its `id` value, else `FILE_NAME#ROW` (`row` counts the
+/// file's rows).
+fn row_id(ids: Option<&StringArray>, i: usize, file: &std::path::Path, row: usize) -> String {
+    ids.filter(|a| a.is_valid(i))
+        .map(|a| a.value(i).to_string())
+        .unwrap_or_else(|| {
+            format!(
+                "{}#{row}",
+                file.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            )
+        })
+}
+
+/// String labels: numbered through the known class names, or the classes are named in
+/// sorted order.
+fn number_string_labels(
+    examples: &mut [Example],
+    string_labels: Vec<(usize, String)>,
+    names: &mut Option<Vec<String>>,
+) -> Result<()> {
     if !string_labels.is_empty() {
         let known = names.get_or_insert_with(|| {
             string_labels
@@ -241,6 +304,16 @@ pub fn load(
             examples[i].label = Some(k);
         }
     }
+    Ok(())
+}
+
+/// The data set, once every label is below the class count and the teacher logits have one
+/// value per class.
+fn check_classes(
+    path: &str,
+    examples: Vec<Example>,
+    names: Option<Vec<String>>,
+) -> Result<Dataset> {
     let max_label = examples.iter().filter_map(|e| e.label).max();
     let label_names = match names {
         Some(n) => n,

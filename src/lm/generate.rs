@@ -11,14 +11,9 @@
 //! that seed, so each output depends only on the pipeline seed, the stage id and `j`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
-use std::sync::Arc;
 
-use arrow::array::{
-    new_null_array, Array, ArrayRef, Int64Array, StringArray, StringBuilder, UInt64Array,
-};
+use arrow::array::{Array, StringArray};
 use arrow::datatypes::{DataType, SchemaRef};
-use arrow::record_batch::RecordBatch;
 use rand::SeedableRng;
 use rayon::prelude::*;
 use schemars::JsonSchema;
@@ -31,9 +26,12 @@ use crate::distill::teacher::{Folders, Teacher};
 use crate::error::{Error, Result};
 use crate::lm::causal::{CausalLm, Generated, Sampling};
 use crate::lm::pseudo;
+use crate::lm::resolve::{load_stage_lm, StageLm};
 use crate::seed;
 use crate::stage::kind::{keys_of, BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{Emit, StageContext, Transform};
+
+mod rows;
 
 /// The `op` of generated rows.
 pub const OP_PSEUDO: &str = "pseudo";
@@ -234,12 +232,7 @@ impl GenerateStage {
             )
             .with_hint("run the `generate` pipeline unsharded, then shard the stages after it")));
         }
-        let path = match &cfg.model {
-            Some(m) => PathBuf::from(m),
-            None => crate::assets::require_smollm2().map_err(ctx)?,
-        };
-        let compute = cx.settings.compute().map_err(ctx)?;
-        let lm = CausalLm::load(&path, &compute).map_err(ctx)?;
+        let StageLm { path, lm, compute } = load_stage_lm(cfg.model.as_deref(), cx)?;
         let teacher = match &cfg.teacher {
             Some(f) => Some(Teacher::load(&f.list(), &compute).map_err(ctx)?),
             None => None,
@@ -424,6 +417,34 @@ impl Transform for GenerateStage {
         let attempts: Vec<Attempt> = (0..self.cfg.prompts)
             .map(|j| self.attempt(j, &classes))
             .collect();
+        let outputs = self.generate_all(&attempts, cx);
+        let generated_tokens: u64 = outputs
+            .iter()
+            .flatten()
+            .map(|g| g.tokens.len() as u64)
+            .sum();
+        let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
+        let kept = self.screen(&attempts, outputs, &mut dropped);
+        let rows = self.judge(kept, &attempts, &mut dropped)?;
+        let n = rows.len();
+        out.push(self.new_rows(schema, &rows, &attempts, &classes)?);
+        let t = cx.tally();
+        t.rows_out.insert(OP_PSEUDO.into(), n as u64);
+        t.generated_dropped = dropped;
+        *t.counters.entry("generated_tokens".into()).or_default() += generated_tokens;
+        Ok(())
+    }
+}
+
+/// A screened generation: prompt number, cleaned text, whether the model ended it.
+type Kept = (usize, String, bool);
+
+/// A new row: a screened generation and the teacher's verdict on it.
+type NewRow = (usize, String, bool, Verdict);
+
+impl GenerateStage {
+    /// Runs every prompt, in parallel on clones of the model, with a progress bar.
+    fn generate_all(&self, attempts: &[Attempt], cx: &StageContext) -> Vec<Result<Generated>> {
         let sampling = Sampling {
             temperature: self.cfg.temperature,
             top_p: self.cfg.top_p,
@@ -447,16 +468,18 @@ impl Transform for GenerateStage {
                 .collect()
         });
         bar.finish_and_clear();
+        outputs
+    }
 
-        // Clean and screen, in prompt order.
+    /// Cleans and screens the generations, in prompt order; counts what is dropped and why.
+    fn screen(
+        &mut self,
+        attempts: &[Attempt],
+        outputs: Vec<Result<Generated>>,
+        dropped: &mut BTreeMap<String, u64>,
+    ) -> Vec<Kept> {
         let mut seen = std::mem::take(&mut self.input_texts);
-        let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
-        let mut kept: Vec<(usize, String, bool)> = Vec::new();
-        let generated_tokens: u64 = outputs
-            .iter()
-            .flatten()
-            .map(|g| g.tokens.len() as u64)
-            .sum();
+        let mut kept: Vec<Kept> = Vec::new();
         for (j, (a, o)) in attempts.iter().zip(outputs).enumerate() {
             let g = match o {
                 Ok(g) => g,
@@ -477,23 +500,30 @@ impl Transform for GenerateStage {
                 None => kept.push((j, text, g.finished)),
             }
         }
+        kept
+    }
 
-        // The teacher's verdict.
+    /// The teacher's verdict on each kept text (none without a teacher); drops those it is
+    /// not confident about or, with `require_agreement`, that it labels otherwise.
+    fn judge(
+        &self,
+        kept: Vec<Kept>,
+        attempts: &[Attempt],
+        dropped: &mut BTreeMap<String, u64>,
+    ) -> Result<Vec<NewRow>> {
         let mut verdicts: Vec<Verdict> = vec![None; kept.len()];
         if let Some(t) = &self.teacher {
             let texts: Vec<&str> = kept.iter().map(|k| k.1.as_str()).collect();
-            {
-                for (logits, slot) in t.logits(&texts)?.into_iter().zip(verdicts.iter_mut()) {
-                    let p = softmax(&logits);
-                    let (best, conf) =
-                        p.iter()
-                            .enumerate()
-                            .fold((0, f64::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
-                    *slot = Some((best, conf));
-                }
+            for (logits, slot) in t.logits(&texts)?.into_iter().zip(verdicts.iter_mut()) {
+                let p = softmax(&logits);
+                let (best, conf) =
+                    p.iter()
+                        .enumerate()
+                        .fold((0, f64::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+                *slot = Some((best, conf));
             }
         }
-        let mut rows: Vec<(usize, String, bool, Verdict)> = Vec::new();
+        let mut rows: Vec<NewRow> = Vec::new();
         for ((j, text, finished), verdict) in kept.into_iter().zip(verdicts) {
             let class = attempts[j].class;
             if let Some((best, conf)) = verdict {
@@ -508,77 +538,6 @@ impl Transform for GenerateStage {
             }
             rows.push((j, text, finished, verdict));
         }
-
-        let n = rows.len();
-        let mut b_id = StringBuilder::new();
-        let mut b_op = StringBuilder::new();
-        let mut b_params = StringBuilder::new();
-        let mut b_text = StringBuilder::new();
-        let mut seeds = Vec::with_capacity(n);
-        let mut labels = StringBuilder::new();
-        for (j, text, finished, verdict) in &rows {
-            let a = &attempts[*j];
-            b_id.append_value(format!("{}/{j}", self.stage));
-            b_op.append_value(OP_PSEUDO);
-            let teacher = verdict.map(
-                |(best, conf)| serde_json::json!({"label": classes[best].1, "confidence": conf}),
-            );
-            b_params.append_value(
-                serde_json::json!({
-                    "intended_label": classes[a.class].1,
-                    "prompt": j,
-                    "shots": a.shots.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
-                    "model": self.model_name,
-                    "temperature": self.cfg.temperature,
-                    "top_p": self.cfg.top_p,
-                    "max_new_tokens": self.cfg.max_new_tokens,
-                    "finished": finished,
-                    "teacher": teacher,
-                })
-                .to_string(),
-            );
-            b_text.append_value(text);
-            seeds.push(a.seed);
-            labels.append_value(&classes[a.class].0);
-        }
-        let built: Vec<(&str, ArrayRef)> = vec![
-            (col::ID, Arc::new(b_id.finish())),
-            (col::OP, Arc::new(b_op.finish())),
-            (col::OP_PARAMS, Arc::new(b_params.finish())),
-            (col::SEED, Arc::new(UInt64Array::from(seeds))),
-            (col::TEXT, Arc::new(b_text.finish())),
-            (col::LABEL, Arc::new(labels.finish())),
-        ];
-        let mut columns: Vec<ArrayRef> = Vec::new();
-        for f in schema.fields() {
-            let column = match built.iter().find(|(name, _)| name == f.name()) {
-                Some((name, c)) if *name == col::LABEL => {
-                    if f.data_type().is_integer() {
-                        let ints: Int64Array = c
-                            .as_any()
-                            .downcast_ref::<StringArray>()
-                            .expect("strings")
-                            .iter()
-                            .map(|v| v.and_then(|v| v.parse::<i64>().ok()))
-                            .collect();
-                        arrow::compute::cast(&ints, f.data_type())?
-                    } else {
-                        arrow::compute::cast(c, f.data_type())?
-                    }
-                }
-                Some((_, c)) => c.clone(),
-                None => new_null_array(f.data_type(), n),
-            };
-            columns.push(column);
-        }
-        out.push(RecordBatch::try_new(schema, columns).map_err(|e| {
-            Error::runtime(format!("stage `{}`: cannot build the new rows", self.stage))
-                .with_source(e)
-        })?);
-        let t = cx.tally();
-        t.rows_out.insert(OP_PSEUDO.into(), n as u64);
-        t.generated_dropped = dropped;
-        *t.counters.entry("generated_tokens".into()).or_default() += generated_tokens;
-        Ok(())
+        Ok(rows)
     }
 }

@@ -18,7 +18,6 @@
 //! threads, batch size or sharding. The manifest counts the positions (`lm_positions`) and the
 //! bytes the labels take (`lm_label_bytes`, ids and values as stored, before compression).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -32,9 +31,11 @@ use rayon::prelude::*;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::augment::adapter::reject_null_row;
 use crate::batch::{col, Batch};
 use crate::error::{Error, Result};
 use crate::lm::causal::CausalLm;
+use crate::lm::resolve::{load_stage_lm, StageLm};
 use crate::lm::soft_labels::{self, Sampled, TopK};
 use crate::seed;
 use crate::stage::kind::{keys_of, BuildContext, Built, Kind, Needs, Role};
@@ -163,12 +164,7 @@ impl LmTeacher {
     /// Loads the model.
     pub fn new(cfg: LmTeacherConfig, cx: &BuildContext<'_>) -> Result<Self> {
         let ctx = |e: Error| e.context(format!("stage `{}`", cx.stage));
-        let path = match &cfg.model {
-            Some(m) => PathBuf::from(m),
-            None => crate::assets::require_smollm2().map_err(ctx)?,
-        };
-        let compute = cx.settings.compute().map_err(ctx)?;
-        let lm = CausalLm::load(&path, &compute).map_err(ctx)?;
+        let StageLm { path, lm, compute } = load_stage_lm(cfg.model.as_deref(), cx)?;
         if cfg.max_tokens > lm.max_positions() {
             return Err(ctx(Error::user(format!(
                 "`max_tokens = {}` exceeds the model's context of {} positions",
@@ -369,6 +365,51 @@ impl Transform for LmTeacher {
         };
         let text = strings(col::TEXT)?;
         let ids = strings(col::ID)?;
+        let results = self.label_batch(text, ids, cx);
+        let mut keep = Vec::with_capacity(n);
+        let mut columns = LabelColumns::new();
+        cx.tally().rows_in += n as u64;
+        for (i, r) in results.into_iter().enumerate() {
+            let (tokens, labels, truncated) = match r {
+                None => {
+                    reject_null_row(ids, i, cx);
+                    continue;
+                }
+                Some(Err(e)) => {
+                    let id = ids.is_valid(i).then(|| ids.value(i).to_string());
+                    let text = Some(text.value(i).to_string());
+                    cx.reject("lm_teacher_failed", e.to_string(), id, text);
+                    continue;
+                }
+                Some(Ok(x)) => x,
+            };
+            keep.push(i as u32);
+            columns.push(&tokens, labels, truncated);
+            *cx.tally().rows_out.entry(op_of(data, i)).or_default() += 1;
+            cx.tally().rows_unchanged += 1;
+        }
+        let (positions, bytes, truncated_rows) =
+            (columns.positions, columns.bytes, columns.truncated_rows);
+        out.push(self.output_batch(data, columns.finish(self.cfg.mode), keep)?);
+        let counters = &mut cx.tally().counters;
+        *counters.entry("lm_positions".into()).or_default() += positions;
+        *counters.entry("lm_label_bytes".into()).or_default() += bytes;
+        if truncated_rows > 0 {
+            *counters.entry("lm_truncated".into()).or_default() += truncated_rows;
+        }
+        Ok(())
+    }
+}
+
+impl LmTeacher {
+    /// Tokenizes (in parallel) and labels every row; `None` for rows with a null text or id.
+    fn label_batch(
+        &mut self,
+        text: &StringArray,
+        ids: &StringArray,
+        cx: &StageContext,
+    ) -> Vec<Option<Result<Labelled>>> {
+        let n = text.len();
         let this = &*self;
         let tokenized: Vec<Option<Result<Tokenized>>> = cx.pool.install(|| {
             (0..n)
@@ -392,110 +433,19 @@ impl Transform for LmTeacher {
         for ((i, t), l) in ready.into_iter().zip(labels) {
             results[i] = Some(l.map(|l| (t.ids, l, t.truncated)));
         }
+        results
+    }
 
-        let mut keep = Vec::with_capacity(n);
-        let mut b_tokens = ListBuilder::new(UInt32Builder::new()).with_field(Arc::new(Field::new(
-            "item",
-            DataType::UInt32,
-            false,
-        )));
-        let inner = |t: DataType| Arc::new(Field::new("item", t, false));
-        let mut b_ids = ListBuilder::new(
-            ListBuilder::new(UInt32Builder::new()).with_field(inner(DataType::UInt32)),
-        )
-        .with_field(inner(DataType::List(inner(DataType::UInt32))));
-        let mut b_logp = ListBuilder::new(
-            ListBuilder::new(Float16Builder::new()).with_field(inner(DataType::Float16)),
-        )
-        .with_field(inner(DataType::List(inner(DataType::Float16))));
-        let mut b_tail =
-            ListBuilder::new(Float32Builder::new()).with_field(inner(DataType::Float32));
-        let mut b_counts = ListBuilder::new(
-            ListBuilder::new(UInt16Builder::new()).with_field(inner(DataType::UInt16)),
-        )
-        .with_field(inner(DataType::List(inner(DataType::UInt16))));
-        let mut positions = 0u64;
-        let mut bytes = 0u64;
-        let mut truncated_rows = 0u64;
-        cx.tally().rows_in += n as u64;
-        for (i, r) in results.into_iter().enumerate() {
-            let id = ids.is_valid(i).then(|| ids.value(i).to_string());
-            let (tokens, labels, truncated) = match r {
-                None => {
-                    let reason = if id.is_none() { "null_id" } else { "null_text" };
-                    cx.reject(
-                        reason,
-                        format!("row {i} of the batch has a {}", reason.replace('_', " ")),
-                        id,
-                        None,
-                    );
-                    continue;
-                }
-                Some(Err(e)) => {
-                    cx.reject(
-                        "lm_teacher_failed",
-                        e.to_string(),
-                        id,
-                        Some(text.value(i).to_string()),
-                    );
-                    continue;
-                }
-                Some(Ok(x)) => x,
-            };
-            keep.push(i as u32);
-            truncated_rows += u64::from(truncated);
-            positions += tokens.len() as u64;
-            b_tokens.values().append_slice(&tokens);
-            b_tokens.append(true);
-            match labels {
-                Labels::TopK(rows) => {
-                    for t in &rows {
-                        b_ids.values().values().append_slice(&t.ids);
-                        b_ids.values().append(true);
-                        for &v in &t.logprobs {
-                            b_logp
-                                .values()
-                                .values()
-                                .append_value(half::f16::from_f32(v));
-                        }
-                        b_logp.values().append(true);
-                        b_tail.values().append_value(t.tail_logmass);
-                        bytes += (t.ids.len() * 6 + 4) as u64;
-                    }
-                    b_ids.append(true);
-                    b_logp.append(true);
-                    b_tail.append(true);
-                }
-                Labels::Sampled(rows) => {
-                    for s in &rows {
-                        b_ids.values().values().append_slice(&s.ids);
-                        b_ids.values().append(true);
-                        b_counts.values().values().append_slice(&s.counts);
-                        b_counts.values().append(true);
-                        bytes += soft_labels::sampled_bytes_per_token(s.ids.len() as f64) as u64;
-                    }
-                    b_ids.append(true);
-                    b_counts.append(true);
-                }
-            }
-            *cx.tally().rows_out.entry(op_of(data, i)).or_default() += 1;
-            cx.tally().rows_unchanged += 1;
-        }
+    /// The output batch: the kept input rows (`keep`) with our columns (`ours`) in place.
+    fn output_batch(
+        &self,
+        data: &RecordBatch,
+        ours: Vec<(&str, ArrayRef)>,
+        keep: Vec<u32>,
+    ) -> Result<RecordBatch> {
         let take = arrow::array::UInt32Array::from(keep);
         let mut columns: Vec<ArrayRef> = Vec::new();
         let schema = self.output_schema(&data.schema())?;
-        let mut ours: Vec<(&str, ArrayRef)> = vec![(TOKEN_IDS, Arc::new(b_tokens.finish()))];
-        match self.cfg.mode {
-            Mode::TopK => {
-                ours.push((TOPK_IDS, Arc::new(b_ids.finish())));
-                ours.push((TOPK_LOGPROBS, Arc::new(b_logp.finish())));
-                ours.push((TOPK_TAIL, Arc::new(b_tail.finish())));
-            }
-            Mode::Sampled => {
-                ours.push((SAMPLED_IDS, Arc::new(b_ids.finish())));
-                ours.push((SAMPLED_COUNTS, Arc::new(b_counts.finish())));
-            }
-        }
         for f in schema.fields() {
             match ours.iter().find(|(name, _)| name == f.name()) {
                 Some((_, c)) => columns.push(c.clone()),
@@ -507,14 +457,108 @@ impl Transform for LmTeacher {
                 }
             }
         }
-        out.push(RecordBatch::try_new(schema, columns)?);
-        let counters = &mut cx.tally().counters;
-        *counters.entry("lm_positions".into()).or_default() += positions;
-        *counters.entry("lm_label_bytes".into()).or_default() += bytes;
-        if truncated_rows > 0 {
-            *counters.entry("lm_truncated".into()).or_default() += truncated_rows;
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+/// Builders of the label columns of a batch, and its counters.
+struct LabelColumns {
+    tokens: ListBuilder<UInt32Builder>,
+    ids: ListBuilder<ListBuilder<UInt32Builder>>,
+    logp: ListBuilder<ListBuilder<Float16Builder>>,
+    tail: ListBuilder<Float32Builder>,
+    counts: ListBuilder<ListBuilder<UInt16Builder>>,
+    /// Labelled positions.
+    positions: u64,
+    /// Approximate bytes of labels.
+    bytes: u64,
+    /// Rows cut at `max_tokens`.
+    truncated_rows: u64,
+}
+
+impl LabelColumns {
+    /// Empty builders with non-null items.
+    fn new() -> Self {
+        let inner = |t: DataType| Arc::new(Field::new("item", t, false));
+        LabelColumns {
+            tokens: ListBuilder::new(UInt32Builder::new()).with_field(Arc::new(Field::new(
+                "item",
+                DataType::UInt32,
+                false,
+            ))),
+            ids: ListBuilder::new(
+                ListBuilder::new(UInt32Builder::new()).with_field(inner(DataType::UInt32)),
+            )
+            .with_field(inner(DataType::List(inner(DataType::UInt32)))),
+            logp: ListBuilder::new(
+                ListBuilder::new(Float16Builder::new()).with_field(inner(DataType::Float16)),
+            )
+            .with_field(inner(DataType::List(inner(DataType::Float16)))),
+            tail: ListBuilder::new(Float32Builder::new()).with_field(inner(DataType::Float32)),
+            counts: ListBuilder::new(
+                ListBuilder::new(UInt16Builder::new()).with_field(inner(DataType::UInt16)),
+            )
+            .with_field(inner(DataType::List(inner(DataType::UInt16)))),
+            positions: 0,
+            bytes: 0,
+            truncated_rows: 0,
         }
-        Ok(())
+    }
+
+    /// Appends one row's tokens and labels.
+    fn push(&mut self, tokens: &[u32], labels: Labels, truncated: bool) {
+        self.truncated_rows += u64::from(truncated);
+        self.positions += tokens.len() as u64;
+        self.tokens.values().append_slice(tokens);
+        self.tokens.append(true);
+        match labels {
+            Labels::TopK(rows) => {
+                for t in &rows {
+                    self.ids.values().values().append_slice(&t.ids);
+                    self.ids.values().append(true);
+                    for &v in &t.logprobs {
+                        self.logp
+                            .values()
+                            .values()
+                            .append_value(half::f16::from_f32(v));
+                    }
+                    self.logp.values().append(true);
+                    self.tail.values().append_value(t.tail_logmass);
+                    self.bytes += (t.ids.len() * 6 + 4) as u64;
+                }
+                self.ids.append(true);
+                self.logp.append(true);
+                self.tail.append(true);
+            }
+            Labels::Sampled(rows) => {
+                for s in &rows {
+                    self.ids.values().values().append_slice(&s.ids);
+                    self.ids.values().append(true);
+                    self.counts.values().values().append_slice(&s.counts);
+                    self.counts.values().append(true);
+                    self.bytes += soft_labels::sampled_bytes_per_token(s.ids.len() as f64) as u64;
+                }
+                self.ids.append(true);
+                self.counts.append(true);
+            }
+        }
+    }
+
+    /// The finished columns of `mode`, by name.
+    fn finish(mut self, mode: Mode) -> Vec<(&'static str, ArrayRef)> {
+        let mut ours: Vec<(&str, ArrayRef)> = vec![(TOKEN_IDS, Arc::new(self.tokens.finish()))];
+        match mode {
+            Mode::TopK => {
+                ours.push((TOPK_IDS, Arc::new(self.ids.finish())));
+                ours.push((TOPK_LOGPROBS, Arc::new(self.logp.finish())));
+                ours.push((TOPK_TAIL, Arc::new(self.tail.finish())));
+            }
+            Mode::Sampled => {
+                ours.push((SAMPLED_IDS, Arc::new(self.ids.finish())));
+                ours.push((SAMPLED_COUNTS, Arc::new(self.counts.finish())));
+            }
+        }
+        ours
     }
 }
 

@@ -7,6 +7,7 @@ pub mod generate;
 pub mod gguf_tokenizer;
 pub mod lm_teacher;
 pub mod pseudo;
+pub mod resolve;
 pub mod soft_labels;
 #[cfg(test)]
 mod tiny_lm;

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::Xxh3;
 
+use super::table::{KeyMap, SynonymTable, ID_MASK, NO_PLURAL};
+
 /// Bump when the table layout or its serialisation changes.
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
@@ -111,5 +113,92 @@ impl<'a> Reader<'a> {
             return None;
         }
         (0..n).map(|_| self.u32()).collect()
+    }
+}
+
+impl SynonymTable {
+    /// Serialises the table for the on-disk cache (deterministic: entries sorted by key).
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.0.extend_from_slice(b"RTWN");
+        w.u32(FORMAT_VERSION);
+        w.bytes(self.pool.as_bytes());
+        let flat: Vec<u32> = self.spans.iter().flat_map(|&(a, b)| [a, b]).collect();
+        w.u32s(&flat);
+        w.u32s(&self.plural);
+        w.u32s(&self.items);
+        let mut entries: Vec<_> = self.entries.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        w.u32(entries.len() as u32);
+        for (k, &(start, len)) in entries {
+            w.bytes(k.as_bytes());
+            w.u32(start);
+            w.u32(len);
+        }
+        let mut exc: Vec<_> = self.noun_exc.iter().collect();
+        exc.sort_unstable();
+        w.u32(exc.len() as u32);
+        for (k, v) in exc {
+            w.bytes(k.as_bytes());
+            w.bytes(v.as_bytes());
+        }
+        w.0
+    }
+
+    /// Reads a table written by [`SynonymTable::to_bytes`]; `None` if anything is off.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<SynonymTable> {
+        let mut r = Reader(bytes.strip_prefix(b"RTWN")?);
+        if r.u32()? != FORMAT_VERSION {
+            return None;
+        }
+        let pool = r.str()?.to_string();
+        let flat = r.u32s()?;
+        if flat.len() % 2 != 0 {
+            return None;
+        }
+        let spans: Vec<(u32, u32)> = flat.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+        for &(a, b) in &spans {
+            let (a, b) = (a as usize, b as usize);
+            if a > b || b > pool.len() || !pool.is_char_boundary(a) || !pool.is_char_boundary(b) {
+                return None;
+            }
+        }
+        let plural = r.u32s()?;
+        let items = r.u32s()?;
+        let n_ids = spans.len() as u32;
+        if plural.len() > spans.len()
+            || plural.iter().any(|&p| p != NO_PLURAL && p >= n_ids)
+            || items.iter().any(|&i| i & ID_MASK >= plural.len() as u32)
+        {
+            return None;
+        }
+        let n = r.u32()? as usize;
+        let mut entries: KeyMap<Box<str>, (u32, u32)> = KeyMap::default();
+        entries.reserve(n.min(1 << 20));
+        for _ in 0..n {
+            let k = r.str()?;
+            let (start, len) = (r.u32()?, r.u32()?);
+            if start as usize + len as usize > items.len() {
+                return None;
+            }
+            entries.insert(k.into(), (start, len));
+        }
+        let n = r.u32()? as usize;
+        let mut noun_exc: KeyMap<Box<str>, Box<str>> = KeyMap::default();
+        for _ in 0..n {
+            let (k, v) = (r.str()?, r.str()?);
+            noun_exc.insert(k.into(), v.into());
+        }
+        if !r.0.is_empty() {
+            return None;
+        }
+        Some(SynonymTable {
+            pool,
+            spans,
+            plural,
+            items,
+            entries,
+            noun_exc,
+        })
     }
 }
