@@ -1,5 +1,6 @@
 //! Reading and writing Parquet: the source, the sink with its manifest, input file listing.
 
+pub mod fault;
 pub mod files;
 pub mod identity;
 pub mod lock;

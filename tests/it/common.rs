@@ -236,14 +236,28 @@ pub fn small_fixture(path: &Path, n: usize) -> String {
         .iter()
         .map(|r| Some(i64::from(r.2 == "positive")))
         .collect();
-    write_parquet(
-        path,
-        vec![
-            ("id", texts(rows.iter().map(|r| Some(r.0.as_str())))),
-            ("text", texts(rows.iter().map(|r| Some(r.1.as_str())))),
-            ("label", Arc::new(labels)),
-        ],
-        n.max(1),
-    );
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("id", texts(rows.iter().map(|r| Some(r.0.as_str())))),
+        ("text", texts(rows.iter().map(|r| Some(r.1.as_str())))),
+        ("label", Arc::new(labels)),
+    ];
+    // The fixture's class names, as the full fixture carries them.
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    let names = std::collections::HashMap::from([(
+        "label_names".to_string(),
+        r#"["negative","positive"]"#.to_string(),
+    )]);
+    let schema = Arc::new(Schema::new(fields).with_metadata(names));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
     path.display().to_string()
 }

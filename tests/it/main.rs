@@ -6,6 +6,7 @@ mod common;
 mod contract;
 mod determinism;
 mod distill;
+mod faults;
 mod fixtures;
 mod generate;
 mod pipelines;

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::batch::{col, Batch, Reject, Tally};
 use crate::error::{io_error, Error, Result};
+use crate::io::fault;
 use crate::io::lock::OutputLock;
 use crate::io::manifest::{read_json, write_json_atomic, FileEntry, Manifest, PartRecord};
 use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, Kind, Needs, Role};
@@ -302,6 +303,7 @@ impl ParquetSink {
         };
         let index = self.committed.len() as u32;
         let name = self.part_name(index);
+        fault::step("part");
         let (bytes, sha) = match part.writer {
             Some(w) => w.commit(&self.dir, &name)?,
             None => {
@@ -314,6 +316,7 @@ impl ParquetSink {
             None
         } else {
             let rel = format!("_rejects/{name}");
+            fault::step("rejects");
             write_rejects(&self.rejects_dir(), &name, &part.rejects)?;
             Some(rel)
         };
@@ -336,6 +339,7 @@ impl ParquetSink {
             stages: part.stages,
         };
         let journal = self.progress_dir().join(name.replace(".parquet", ".json"));
+        fault::step("journal");
         write_json_atomic(&journal, &record)?;
         self.committed.push(record);
         Ok(())
@@ -563,6 +567,7 @@ impl Sink for ParquetSink {
             self.commit()?;
         }
         let manifest = self.manifest();
+        fault::step("manifest");
         write_json_atomic(&self.dir.join(&self.manifest_name), &manifest)?;
         Ok(SinkReport {
             path: self.dir.display().to_string(),
