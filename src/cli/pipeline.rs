@@ -8,9 +8,9 @@ use std::sync::Arc;
 use clap::Args;
 
 use retort::error::{Error, Result};
-use retort::pipeline::plan::{self, Plan};
 use retort::pipeline::executor::{Executor, RunOptions, RunReport};
 use retort::pipeline::local::LocalExecutor;
+use retort::pipeline::plan::{self, Plan};
 use retort::pipeline::spec::{self, PipelineSpec, StageSpec};
 use retort::registry;
 use retort::stage::kind::Role;
