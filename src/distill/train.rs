@@ -21,8 +21,8 @@ use crate::distill::data::Dataset;
 use crate::distill::loss::{self, LossWeights, Targets};
 use crate::distill::metrics::{self, Metrics};
 use crate::error::{Error, Result};
-use crate::models::arch::StudentSpec;
 use crate::models::folder::Model;
+use crate::models::model::StudentSpec;
 use crate::models::DropoutRng;
 use crate::seed;
 

@@ -7,9 +7,9 @@ use std::borrow::Cow;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::arch::Architecture;
 use super::bert::BertArch;
 use super::cnn::CnnArch;
+use super::model::Architecture;
 
 /// Every student architecture; the first is the default `student`.
 pub const ARCHITECTURES: &[&'static dyn Architecture] = &[&CnnArch, &BertArch];

@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use std::path::Path;
 
-use super::arch::{Architecture, StudentSpec};
 use super::files::{read_text, require_file, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use super::init::ZERO_INIT;
 use super::model::{check_vocab, Model, ModelConfig};
+use super::model::{Architecture, StudentSpec};
 use super::tokenizer::TextTokenizer;
 use super::weights::read_safetensors;
 pub use super::weights::{hf_candidates, load_hf_weights};

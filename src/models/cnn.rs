@@ -19,10 +19,10 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
-use super::arch::{Architecture, StudentSpec};
 use super::files::{require_file, WEIGHTS_FILE};
 use super::init::ZERO_INIT;
 use super::model::{check_labels, check_vocab, Model, ModelConfig};
+use super::model::{Architecture, StudentSpec};
 use super::tokenizer::TextTokenizer;
 use super::weights::read_safetensors;
 use super::{maybe_dropout, Classifier, DropoutRng};

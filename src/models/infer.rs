@@ -70,7 +70,7 @@ pub struct Predictor {
 
 impl Model {
     /// A copy of this model for inference on `compute`, built by its architecture
-    /// ([`super::arch::Architecture::inference_network`]): BERT with fused layer norm and
+    /// ([`super::model::Architecture::inference_network`]): BERT with fused layer norm and
     /// softmax, its encoder's linear layers multiplying in `compute.dtype` and everything else
     /// in f32; the CNN in f32 (its convolutions gain nothing from half precision at its size).
     pub fn predictor(&self, compute: &Compute) -> Result<Predictor> {

@@ -5,7 +5,6 @@
 //! ([`init::reinit`]), because candle's CPU RNG cannot be seeded. Dropout masks come from a
 //! [`DropoutRng`] that the caller (the trainer) owns and passes in, so training is reproducible.
 
-pub mod arch;
 pub mod architectures;
 pub mod batching;
 pub mod bert;
@@ -27,10 +26,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
 
-pub use arch::Architecture;
 pub use architectures::{StudentKind, ARCHITECTURES};
 pub use bert::{BertClassifier, BertConfig};
 pub use cnn::{CnnClassifier, CnnConfig};
+pub use model::{Architecture, StudentSpec};
 pub use model::{Model, ModelConfig, ModelInfo};
 pub use tokenizer::TextTokenizer;
 

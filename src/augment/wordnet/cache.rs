@@ -2,13 +2,17 @@
 //! about 1.5 s, loading the cached table a few milliseconds. The cache lives under
 //! `$RETORT_CACHE_DIR`, else `$XDG_CACHE_HOME/retort`, else `~/.cache/retort`, and is keyed by
 //! the size and modification time of the WordNet files, so an updated database is rebuilt.
-//! Any problem with the cache (missing, unreadable, corrupt) falls back to building.
+//! Any problem with the cache (missing, unreadable, corrupt) falls back to building. Loaded
+//! tables are also kept for the whole process ([`SynonymTable::load`]).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use xxhash_rust::xxh3::Xxh3;
 
 use super::table::{KeyMap, SynonymTable, ID_MASK, NO_PLURAL};
+use crate::error::Result;
 
 /// Bump when the table layout or its serialisation changes.
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -200,5 +204,40 @@ impl SynonymTable {
             entries,
             noun_exc,
         })
+    }
+}
+
+impl SynonymTable {
+    /// Loads (once per directory, for the whole process) the table of the WordNet database in
+    /// `dir`: Debian's `/usr/share/wordnet` or an NLTK `corpora/wordnet` folder (both hold
+    /// `data.noun`, `index.noun`, ...). A missing or unreadable database is a user error that
+    /// names the path.
+    pub fn load(dir: &Path) -> Result<Arc<SynonymTable>> {
+        static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<SynonymTable>>>> = OnceLock::new();
+        let key = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let mut cache = CACHE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(table) = cache.get(&key) {
+            return Ok(Arc::clone(table));
+        }
+        let file = cache_file(dir);
+        let cached = file
+            .as_deref()
+            .and_then(read)
+            .and_then(|b| Self::from_bytes(&b));
+        let table = match cached {
+            Some(t) => Arc::new(t),
+            None => {
+                let t = Self::load_uncached(dir)?;
+                if let Some(f) = &file {
+                    write(f, &t.to_bytes());
+                }
+                Arc::new(t)
+            }
+        };
+        cache.insert(key, Arc::clone(&table));
+        Ok(table)
     }
 }

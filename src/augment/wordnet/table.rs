@@ -4,11 +4,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
 
 use super::pos::{Pos, PosSet};
-use crate::error::Result;
 
 /// A small, fast non-cryptographic hasher for the table's string keys.
 #[derive(Default, Clone, Copy)]
@@ -214,39 +211,6 @@ pub(super) fn regular_plural(s: &str) -> String {
 }
 
 impl SynonymTable {
-    /// Loads (once per directory, for the whole process) the table of the WordNet database in
-    /// `dir`: Debian's `/usr/share/wordnet` or an NLTK `corpora/wordnet` folder (both hold
-    /// `data.noun`, `index.noun`, ...). A missing or unreadable database is a user error that
-    /// names the path.
-    pub fn load(dir: &Path) -> Result<Arc<SynonymTable>> {
-        static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<SynonymTable>>>> = OnceLock::new();
-        let key = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-        let mut cache = CACHE
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(table) = cache.get(&key) {
-            return Ok(Arc::clone(table));
-        }
-        let file = super::cache::cache_file(dir);
-        let cached = file
-            .as_deref()
-            .and_then(super::cache::read)
-            .and_then(|b| Self::from_bytes(&b));
-        let table = match cached {
-            Some(t) => Arc::new(t),
-            None => {
-                let t = Self::load_uncached(dir)?;
-                if let Some(f) = &file {
-                    super::cache::write(f, &t.to_bytes());
-                }
-                Arc::new(t)
-            }
-        };
-        cache.insert(key, Arc::clone(&table));
-        Ok(table)
-    }
-
     #[inline]
     fn string(&self, id: u32) -> &str {
         let (s, e) = self.spans[id as usize];
