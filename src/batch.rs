@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
@@ -179,6 +180,16 @@ pub fn count_ops(batch: &RecordBatch) -> BTreeMap<String, u64> {
         *counts.entry(o.to_string()).or_default() += n;
     }
     counts
+}
+
+/// The column names of `schema`, quoted and comma-separated, for error messages.
+pub fn field_names(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("`{}`", f.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -136,12 +136,7 @@ fn open_file(
     if schema.index_of(text_column).is_err() {
         return Err(Error::user(format!(
             "`{shown}` has no text column `{text_column}`; its columns are: {}",
-            schema
-                .fields()
-                .iter()
-                .map(|f| format!("`{}`", f.name()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::batch::field_names(&schema)
         )));
     }
     if let Some(file_names) = metadata_label_names(&schema) {

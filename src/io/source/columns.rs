@@ -8,7 +8,7 @@ use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::ParquetSourceConfig;
-use crate::batch::col;
+use crate::batch::{col, field_names};
 use crate::error::{Error, Result};
 
 /// Where each output column comes from.
@@ -20,15 +20,6 @@ pub(super) struct Columns {
     pub(super) passthrough: Vec<String>,
     /// The files already carry `retort` provenance columns (the output of an earlier run).
     pub(super) carry_provenance: bool,
-}
-
-pub(super) fn field_names(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| format!("`{}`", f.name()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Whether a column of type `t` holds strings: plain, large, view, or dictionary-encoded

@@ -17,12 +17,13 @@ use serde::Deserialize;
 
 mod columns;
 
+use crate::batch::field_names;
 use crate::batch::{col, Batch, Ledger, OP_ORIG};
 use crate::error::{Error, Result};
 use crate::io::files::{check_finished, input_folders, resolve_inputs};
 use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{RunSettings, Source, StageContext};
-use columns::{field_names, output_schema, resolve_columns, to_utf8, Columns};
+use columns::{output_schema, resolve_columns, to_utf8, Columns};
 
 /// Configuration of `parquet_source`.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
