@@ -38,6 +38,57 @@ pub struct Plan {
 
 /// Checks the structure of the graph without building anything: kinds, keys, inputs, cycles.
 /// Returns the topological order (indices into `spec.stages`) when the structure is sound.
+/// Two sinks writing into one folder would take each other's parts: each must have its own
+/// `path` (compared after normalising `./`, `..` and trailing slashes). Returns false on a clash.
+fn check_sink_paths(
+    spec: &PipelineSpec,
+    kinds: &[Option<&'static dyn StageKind>],
+    problems: &mut Vec<String>,
+) -> bool {
+    let mut seen: Vec<(std::path::PathBuf, &str)> = Vec::new();
+    let mut ok = true;
+    for (s, k) in spec.stages.iter().zip(kinds) {
+        let is_sink = k.is_some_and(|k| k.role() == Role::Sink);
+        let Some(path) = s
+            .config
+            .get("path")
+            .and_then(|p| p.as_str())
+            .filter(|_| is_sink)
+        else {
+            continue;
+        };
+        let norm = normalise_path(path);
+        match seen.iter().find(|(p, _)| *p == norm) {
+            Some((_, other)) => {
+                ok = false;
+                problems.push(format!(
+                    "stages `{other}` and `{}` both write to `{path}`: give each sink its own folder",
+                    s.id
+                ));
+            }
+            None => seen.push((norm, &s.id)),
+        }
+    }
+    ok
+}
+
+/// `path` without `.` components, with `..` applied where it can be, for comparing paths as
+/// written (`./out/x/`, `out/x` and `out/y/../x` are one folder).
+pub fn normalise_path(path: &str) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in std::path::Path::new(path).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 fn check_structure(spec: &PipelineSpec, problems: &mut Vec<String>) -> Option<Vec<usize>> {
     let ids: Vec<&str> = spec.stages.iter().map(|s| s.id.as_str()).collect();
     let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, s)| (*s, i)).collect();
@@ -143,6 +194,9 @@ fn check_structure(spec: &PipelineSpec, problems: &mut Vec<String>) -> Option<Ve
             .any(|k| matches!(k, Some(k) if k.role() == Role::Sink))
     {
         problems.push("the pipeline has no sink (e.g. `kind = \"parquet_sink\"`)".into());
+        sound = false;
+    }
+    if !check_sink_paths(spec, &kinds, problems) {
         sound = false;
     }
     let order = topo_order(spec, &index, problems);

@@ -389,3 +389,26 @@ fn a_zero_row_input_is_counted_by_every_stage() {
         assert_eq!(m["stages"][stage]["rows_in"], 0, "{stage}: {m}");
     }
 }
+
+/// Two sinks of one pipeline with one output folder (however the path is written) are refused
+/// by `validate` before anything runs.
+#[test]
+fn two_sinks_writing_to_one_folder_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("p.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[pipeline]\nname = \"two\"\n\n[stages.corpus]\nkind = \"parquet_source\"\npath = \"{}\"\n\n\
+             [stages.a]\nkind = \"parquet_sink\"\ninputs = [\"corpus\"]\npath = \"out/x\"\n\n\
+             [stages.b]\nkind = \"parquet_sink\"\ninputs = [\"corpus\"]\npath = \"./out/x/\"\n",
+            fixture()
+        ),
+    )
+    .unwrap();
+    let err = fails(&["validate", p.to_str().unwrap()], 1);
+    assert!(
+        err.contains("stages `a` and `b` both write to `./out/x/`"),
+        "{err}"
+    );
+}
