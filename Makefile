@@ -4,7 +4,7 @@ CARGO   ?= cargo
 RETORT  := target/debug/retort
 WORDNET := /usr/share/wordnet/data.noun
 
-.PHONY: all build release demo demo-full test lint bench deps setup-demo setup-test assets chain selfdistill-chain clean \
+.PHONY: all build release demo demo-full test soak lint bench deps setup-demo setup-test assets chain selfdistill-chain clean \
 	build-cuda check-cuda gpu-bundle gpu-check-cpu
 
 all: build
@@ -115,6 +115,10 @@ $(SD)/gen-2/final/model.safetensors: $(SD)/gen-1/final/model.safetensors pipelin
 test: setup-test
 	$(CARGO) fmt --check
 	$(CARGO) test
+
+# The fault tests without their caps: every commit step of the SmolLM2 stages too (slow).
+soak: setup-test
+	RETORT_SOAK=1 $(CARGO) test --test it -- faults resume
 
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
