@@ -64,7 +64,7 @@ demo: setup-demo build
 	@echo "plot: out/demo/experiment/results.svg"
 
 # Every augmentation (back-translation, synonyms, perturbation, shuffling, pseudo-data), the
-# teacher's soft labels and a self-distilled student, on the fixture split (2 cores: ~4 min).
+# teacher's soft labels and a self-distilled student, on the fixture split (2 cores: about 50 s once built).
 demo-full: setup-test build
 	@rm -rf out/full
 	@echo "== generation 0: the teacher, trained on the gold labels of an EDA corpus"
