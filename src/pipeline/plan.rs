@@ -38,8 +38,10 @@ pub struct Plan {
 
 /// Checks the structure of the graph without building anything: kinds, keys, inputs, cycles.
 /// Returns the topological order (indices into `spec.stages`) when the structure is sound.
-/// Two sinks writing into one folder would take each other's parts: each must have its own
-/// `path` (compared after normalising `./`, `..` and trailing slashes). Returns false on a clash.
+/// Two sinks writing into one folder would take each other's parts, and a sink whose folder is,
+/// holds or is inside a source's input would delete that input on `--force`: each sink must have
+/// its own folder, apart from every input (paths compared after normalising `./`, `..` and
+/// trailing slashes). Returns false on a clash.
 fn check_sink_paths(
     spec: &PipelineSpec,
     kinds: &[Option<&'static dyn StageKind>],
@@ -47,6 +49,22 @@ fn check_sink_paths(
 ) -> bool {
     let mut seen: Vec<(std::path::PathBuf, &str)> = Vec::new();
     let mut ok = true;
+    let inputs: Vec<(std::path::PathBuf, &str)> = spec
+        .stages
+        .iter()
+        .zip(kinds)
+        .filter(|(_, k)| k.is_some_and(|k| k.role() == Role::Source))
+        .filter_map(|(s, _)| {
+            let path = s.config.get("path")?.as_str()?;
+            // A glob's folder is what it reads from.
+            let folder = match path.find(['*', '?', '[']) {
+                Some(i) => path[..i].rsplit_once('/').map_or(".", |(d, _)| d),
+                None => path,
+            };
+            // Reading the current folder does not make every relative output "inside" it.
+            Some((normalise_path(folder), s.id.as_str())).filter(|(p, _)| !p.as_os_str().is_empty())
+        })
+        .collect();
     for (s, k) in spec.stages.iter().zip(kinds) {
         let is_sink = k.is_some_and(|k| k.role() == Role::Sink);
         let Some(path) = s
@@ -58,6 +76,15 @@ fn check_sink_paths(
             continue;
         };
         let norm = normalise_path(path);
+        for (input, source) in &inputs {
+            if norm.starts_with(input) || input.starts_with(&norm) {
+                ok = false;
+                problems.push(format!(
+                    "stage `{}` writes to `{path}`, which is, holds or is inside the input of stage `{source}`: a rerun with `--force` would delete the input; choose an output folder outside it",
+                    s.id
+                ));
+            }
+        }
         match seen.iter().find(|(p, _)| *p == norm) {
             Some((_, other)) => {
                 ok = false;

@@ -412,3 +412,33 @@ fn two_sinks_writing_to_one_folder_are_refused() {
         "{err}"
     );
 }
+
+/// An output folder that is, holds or is inside an input is refused before anything runs, so
+/// `--force` can never delete the input.
+#[test]
+fn an_output_folder_overlapping_an_input_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("up");
+    ok_owned(&stage_args("perturb", &fixture(), &up, &["mode=\"swap\""]));
+    let up_s = up.to_str().unwrap();
+    let inside = format!("{up_s}/sub");
+    let outside = tmp.path().join("down");
+    for (output, refused) in [
+        (up_s, true),
+        (inside.as_str(), true),
+        (outside.to_str().unwrap(), false),
+    ] {
+        let mut args = stage_args("perturb", up_s, Path::new(output), &["mode=\"swap\""]);
+        args.push("--force".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if refused {
+            let err = fails(&args, 1);
+            assert!(err.contains("would delete the input"), "{output}: {err}");
+        } else {
+            ok(&args);
+        }
+    }
+    // The input is intact.
+    assert_eq!(manifest(&up)["rows"], 240);
+    assert_eq!(read_rows(&up).len(), 240);
+}
