@@ -291,9 +291,29 @@ impl Transform for TeacherStage {
                 }
             }
         }
+        let ids = data
+            .column_by_name(col::ID)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+        let id_of = |i: usize| {
+            ids.filter(|a| a.is_valid(i))
+                .map(|a| a.value(i).to_string())
+        };
+        for (i, l) in logits.iter_mut().enumerate() {
+            // A model with NaN or infinite weights gives logits no student can learn from.
+            if l.as_ref().is_some_and(|l| l.iter().any(|x| !x.is_finite())) {
+                *l = None;
+                cx.reject(
+                    "non_finite_logits",
+                    "the teacher's logits for this row are NaN or infinite: check the model's weights"
+                        .into(),
+                    id_of(i),
+                    Some(text.value(i).to_string()),
+                );
+            }
+        }
         for i in 0..n {
             if text.is_null(i) {
-                cx.reject("null_text", "the row has no text".into(), None, None);
+                cx.reject("null_text", "the row has no text".into(), id_of(i), None);
             }
         }
         let keep: Vec<bool> = logits.iter().map(Option::is_some).collect();

@@ -310,7 +310,17 @@ pub fn train(
             let loss = step_loss(
                 student, &rows, batch, classes, weights, cfg, step_seed, &device,
             )?;
-            losses.push(f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?));
+            let value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+            if !value.is_finite() {
+                return Err(Error::runtime(format!(
+                    "the training loss is {value} at epoch {epoch}, step {}: no model is written",
+                    step + 1
+                ))
+                .with_hint(
+                    "check the rows' `teacher_logits` for NaN or infinite values, and try a lower `learning_rate`",
+                ));
+            }
+            losses.push(value);
             opt.backward_step(&loss)?;
             if let (Some(shadow), Some(decay)) = (ema.as_mut(), cfg.ema) {
                 for (s, v) in shadow.iter_mut().zip(&vars) {
@@ -424,6 +434,7 @@ pub fn evaluate(model: &Model, data: &Dataset) -> Result<Metrics> {
     if labelled.is_empty() {
         return Err(Error::user("the evaluation rows have no gold labels"));
     }
+    model.check_finite()?;
     let texts: Vec<&str> = labelled.iter().map(|e| e.text.as_str()).collect();
     let gold: Vec<usize> = labelled.iter().filter_map(|e| e.label).collect();
     let logits = model.logits(&texts)?;

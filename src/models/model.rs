@@ -147,6 +147,30 @@ pub fn check_vocab(tokenizer: &TextTokenizer, vocab_size: usize) -> Result<()> {
 }
 
 impl Model {
+    /// Refuses a model with NaN or infinite weights, naming the first such variable: its
+    /// predictions would be meaningless.
+    pub fn check_finite(&self) -> Result<()> {
+        let vars = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<&String> = vars.keys().collect();
+        names.sort();
+        for name in names {
+            let values: Vec<f32> = vars[name]
+                .as_tensor()
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1()?;
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(Error::user(format!(
+                    "the model's weights are not finite (`{name}` holds NaN or infinite values)"
+                ))
+                .with_hint(
+                    "retrain the model; a NaN training loss usually comes from NaN soft labels",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A model of `config`'s architecture with seeded weights: the network is built on a new
     /// `VarMap` ([`Architecture::network`]), then every variable is drawn from `seed`.
     /// `info` gets the architecture's name as `kind` and no training metadata.

@@ -442,3 +442,98 @@ fn an_output_folder_overlapping_an_input_is_refused() {
     assert_eq!(manifest(&up)["rows"], 240);
     assert_eq!(read_rows(&up).len(), 240);
 }
+
+/// A model whose weights are NaN: its soft labels go to the rejects row by row, `eval` refuses
+/// it, and training on NaN soft labels stops with an error instead of writing a model.
+#[test]
+fn non_finite_models_and_soft_labels_are_refused() {
+    use arrow::array::{FixedSizeListArray, Float32Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    let tmp = tempfile::tempdir().unwrap();
+    let teacher = train_tiny_teacher(&tmp.path().join("teacher"));
+    let weights = Path::new(&teacher).join("model.safetensors");
+    let dev = candle_core::Device::Cpu;
+    let tensors = candle_core::safetensors::load(&weights, &dev).unwrap();
+    let nan: std::collections::HashMap<String, candle_core::Tensor> = tensors
+        .into_iter()
+        .map(|(k, v)| (k, (v * f64::NAN).unwrap()))
+        .collect();
+    candle_core::safetensors::save(&nan, &weights).unwrap();
+
+    let out = tmp.path().join("soft");
+    let model = format!("model=\"{teacher}\"");
+    ok_owned(&stage_args("teacher", &fixture(), &out, &[&model]));
+    let m = manifest(&out);
+    assert_eq!(m["rows"], 0, "{m}");
+    assert_eq!(
+        m["stages"]["teacher"]["rejected_by_reason"]["non_finite_logits"], 240,
+        "{m}"
+    );
+
+    let err = fails(&["eval", &teacher, "--data", &fixture()], 1);
+    assert!(err.contains("weights are not finite"), "{err}");
+
+    // Rows whose soft labels are NaN.
+    let n = 32;
+    let rows = small_fixture(&tmp.path().join("rows.parquet"), n);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&rows).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let batch = reader.into_iter().next().unwrap().unwrap();
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let logits = FixedSizeListArray::try_new(
+        item.clone(),
+        2,
+        Arc::new(Float32Array::from(vec![f32::NAN; 2 * n])),
+        None,
+    )
+    .unwrap();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(
+        "teacher_logits",
+        DataType::FixedSizeList(item, 2),
+        true,
+    ));
+    let schema = Arc::new(Schema::new(fields).with_metadata(batch.schema().metadata().clone()));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(logits));
+    let soft = tmp.path().join("nan-soft.parquet");
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&soft).unwrap(),
+        schema.clone(),
+        None,
+    )
+    .unwrap();
+    w.write(&RecordBatch::try_new(schema, columns).unwrap())
+        .unwrap();
+    w.close().unwrap();
+    let student = tmp.path().join("student");
+    let err = fails(
+        &[
+            "train",
+            "--data",
+            soft.to_str().unwrap(),
+            "--out",
+            student.to_str().unwrap(),
+            "--quiet",
+            "--set",
+            "epochs=1",
+            "--set",
+            "vocab_size=500",
+            "--set",
+            "embed_dim=16",
+        ],
+        2,
+    );
+    assert!(err.contains("the training loss is NaN"), "{err}");
+    assert!(!student.join("final/model.safetensors").exists());
+}
