@@ -25,8 +25,9 @@ use crate::stage::{Emit, StageContext, Transform};
 #[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CopyOptions {
-    /// Augmented copies to make of each input row. A copy that cannot be made (no operation
-    /// applies) is counted in `copies_skipped`, never written as a duplicate.
+    /// Augmented copies to make of each input row, at most 1,000 (a batch's copies are held in
+    /// memory). A copy that cannot be made (no operation applies) is counted in
+    /// `copies_skipped`, never written as a duplicate.
     #[serde(default = "one")]
     pub copies: u32,
     /// Also pass every input row through unchanged, before its copies.
@@ -39,6 +40,9 @@ fn one() -> u32 {
 }
 
 const COPY_KEYS: [&str; 2] = ["copies", "keep_original"];
+
+/// The most copies of one row a stage makes: every copy of a batch is held in memory at once.
+pub const MAX_COPIES: u32 = 1_000;
 
 /// Parses an augmenter stage table: the shared copy options plus the augmenter's own config.
 pub fn parse_augment<C: for<'de> Deserialize<'de>>(
@@ -53,6 +57,12 @@ pub fn parse_augment<C: for<'de> Deserialize<'de>>(
         }
     }
     let opts: CopyOptions = parse_table(&common)?;
+    if opts.copies > MAX_COPIES {
+        return Err(format!(
+            "`copies` is {}; at most {MAX_COPIES} copies per row are allowed (chain several stages for more)",
+            opts.copies
+        ));
+    }
     if opts.copies == 0 && !opts.keep_original {
         return Err("`copies = 0` without `keep_original = true` writes nothing".into());
     }

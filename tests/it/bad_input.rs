@@ -537,3 +537,31 @@ fn non_finite_models_and_soft_labels_are_refused() {
     assert!(err.contains("the training loss is NaN"), "{err}");
     assert!(!student.join("final/model.safetensors").exists());
 }
+
+/// An absurd `copies` is refused by `validate` (before any memory is spent), naming the key.
+#[test]
+fn an_unbounded_copies_is_refused_by_validate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("p.toml");
+    let eda = std::fs::read_to_string(root().join("pipelines/eda.toml")).unwrap();
+    std::fs::write(&p, eda).unwrap();
+    let input = format!("input={}", fixture());
+    let output = format!("output={}", tmp.path().join("out").display());
+    let err = fails(
+        &[
+            "validate",
+            p.to_str().unwrap(),
+            "--var",
+            &input,
+            "--var",
+            &output,
+            "--var",
+            "copies=4000000000",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("`copies` is 4000000000; at most 1000"),
+        "{err}"
+    );
+}
