@@ -68,6 +68,10 @@ pub struct Tally {
     pub rows_rejected: u64,
     /// Requested copies that could not be made (no operation applied).
     pub copies_skipped: u64,
+    /// Copies made but dropped because their text equalled the original or an earlier copy
+    /// of the same row.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub copies_duplicate: u64,
     /// Rows written, by `op`.
     pub rows_out: BTreeMap<String, u64>,
     /// Rejected rows, by reason.
@@ -90,6 +94,7 @@ impl Tally {
         self.rows_unchanged += other.rows_unchanged;
         self.rows_rejected += other.rows_rejected;
         self.copies_skipped += other.copies_skipped;
+        self.copies_duplicate += other.copies_duplicate;
         for (k, v) in &other.rows_out {
             *self.rows_out.entry(k.clone()).or_default() += v;
         }
@@ -113,6 +118,10 @@ impl Tally {
     pub fn balanced(&self) -> bool {
         self.rows_in == self.rows_changed + self.rows_unchanged + self.rows_rejected
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What one stage recorded for one emitted batch.

@@ -99,7 +99,10 @@ impl Error {
 
     /// Prefixes the message with context, keeping kind, hint and cause.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
-        self.message = format!("{context}: {}", self.message);
+        let prefix = format!("{context}: ");
+        if !self.message.starts_with(&prefix) {
+            self.message = format!("{prefix}{}", self.message);
+        }
         self
     }
 
@@ -125,14 +128,48 @@ impl Error {
     }
 }
 
-/// Wraps an I/O error as a run-time failure that names what was being done.
+/// Wraps an I/O error, naming what was being done: a user error (exit 1) when the user can fix
+/// the path (missing, a file where a folder belongs, no permission, read-only), a run-time
+/// failure (exit 2) otherwise; a full disk is said plainly.
 pub fn io_error(what: impl fmt::Display, e: std::io::Error) -> Error {
-    let kind = if e.kind() == std::io::ErrorKind::NotFound {
-        ErrorKind::User
-    } else {
-        ErrorKind::Runtime
+    use std::io::ErrorKind as Io;
+    if e.kind() == Io::StorageFull {
+        return disk_full(what, e);
+    }
+    let kind = match e.kind() {
+        Io::NotFound
+        | Io::AlreadyExists
+        | Io::NotADirectory
+        | Io::IsADirectory
+        | Io::PermissionDenied
+        | Io::ReadOnlyFilesystem => ErrorKind::User,
+        _ => ErrorKind::Runtime,
     };
     Error::new(kind, what.to_string()).with_source(e)
+}
+
+/// The error for a full disk, said plainly: the run can be resumed once there is room.
+fn disk_full(what: impl fmt::Display, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::runtime(format!("{what}: no space left on device"))
+        .with_source(e)
+        .with_hint("free some space (or write elsewhere) and run the same command again: it resumes after the last committed part")
+}
+
+/// Whether `e` or one of its causes is an I/O error saying the disk is full.
+fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull {
+                return true;
+            }
+        }
+        if c.to_string().contains("No space left on device") {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 impl From<arrow::error::ArrowError> for Error {
@@ -143,6 +180,9 @@ impl From<arrow::error::ArrowError> for Error {
 
 impl From<parquet::errors::ParquetError> for Error {
     fn from(e: parquet::errors::ParquetError) -> Self {
+        if is_disk_full(&e) {
+            return disk_full("cannot write Parquet", e);
+        }
         Error::runtime("parquet error").with_source(e)
     }
 }
@@ -162,5 +202,46 @@ mod tests {
         );
         assert_eq!(e.exit_code(), 1);
         assert_eq!(Error::runtime("x").exit_code(), 2);
+    }
+
+    #[test]
+    fn context_is_added_once() {
+        let e = Error::user("`p` is 2")
+            .context("stage `a`")
+            .context("stage `a`");
+        assert_eq!(e.to_string(), "stage `a`: `p` is 2");
+        let e = e.context("pipeline `x`");
+        assert_eq!(e.to_string(), "pipeline `x`: stage `a`: `p` is 2");
+    }
+
+    #[test]
+    fn io_errors_the_user_can_fix_exit_1_and_a_full_disk_is_said_plainly() {
+        use std::io::{Error as Io, ErrorKind as K};
+        for k in [
+            K::NotFound,
+            K::AlreadyExists,
+            K::NotADirectory,
+            K::PermissionDenied,
+        ] {
+            assert_eq!(
+                io_error("cannot create `out`", Io::from(k)).exit_code(),
+                1,
+                "{k:?}"
+            );
+        }
+        assert_eq!(io_error("x", Io::from(K::Interrupted)).exit_code(), 2);
+        let full = io_error(
+            "cannot write `out/part-00000.parquet`",
+            Io::from(K::StorageFull),
+        );
+        assert_eq!(full.exit_code(), 2);
+        assert!(
+            full.to_string().ends_with(": no space left on device"),
+            "{full}"
+        );
+        assert!(full.hint().unwrap().contains("run the same command again"));
+        let pq = parquet::errors::ParquetError::External(Box::new(Io::from_raw_os_error(28)));
+        let e = Error::from(pq);
+        assert!(e.to_string().contains("no space left on device"), "{e}");
     }
 }

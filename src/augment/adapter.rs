@@ -25,24 +25,47 @@ use crate::stage::{Emit, StageContext, Transform};
 #[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CopyOptions {
-    /// Augmented copies to make of each input row, at most 1,000 (a batch's copies are held in
-    /// memory). A copy that cannot be made (no operation applies) is counted in
-    /// `copies_skipped`, never written as a duplicate.
+    /// Augmented copies to make of each input row, at most 1,000 (made and written in chunks,
+    /// so memory stays bounded). A copy that cannot be made (no operation applies) is counted
+    /// in `copies_skipped`; one identical to the original or to an earlier copy of the row is
+    /// dropped and counted in `copies_duplicate`.
     #[serde(default = "one")]
     pub copies: u32,
     /// Also pass every input row through unchanged, before its copies.
     #[serde(default)]
     pub keep_original: bool,
+    /// What happens to a row of which no copy could be made, when `keep_original` is false:
+    /// `reject` (the default) sends it to `_rejects/` with the reason (`no_synonym`,
+    /// `single_sentence`, `nothing_deleted`, ...), so the output holds only augmented rows and
+    /// no row vanishes unseen; `keep` writes it unchanged instead, so every input row reaches
+    /// the output.
+    #[serde(default)]
+    pub unchanged: Unchanged,
+}
+
+/// What an augmenter stage does with a row it could not change (see [`CopyOptions`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unchanged {
+    /// Send it to the rejects with the augmenter's reason.
+    #[default]
+    Reject,
+    /// Write it unchanged (its own `op`, usually `orig`).
+    Keep,
 }
 
 fn one() -> u32 {
     1
 }
 
-const COPY_KEYS: [&str; 2] = ["copies", "keep_original"];
+const COPY_KEYS: [&str; 3] = ["copies", "keep_original", "unchanged"];
 
-/// The most copies of one row a stage makes: every copy of a batch is held in memory at once.
+/// The most copies of one row a stage makes.
 pub const MAX_COPIES: u32 = 1_000;
+
+/// Output rows an augmenter stage makes before it hands them downstream: input batches are
+/// cut into chunks of `CHUNK_ROWS / (copies + 1)` rows, so memory does not grow with `copies`.
+const CHUNK_ROWS: usize = 16_384;
 
 /// Parses an augmenter stage table: the shared copy options plus the augmenter's own config.
 pub fn parse_augment<C: for<'de> Deserialize<'de>>(
@@ -68,7 +91,7 @@ pub fn parse_augment<C: for<'de> Deserialize<'de>>(
     }
     let config = parse_table::<C>(&own).map_err(|e| {
         if e.contains("unknown key") {
-            format!("{e} (every augmenter also takes `copies` and `keep_original`)")
+            format!("{e} (every augmenter also takes `copies`, `keep_original` and `unchanged`)")
         } else {
             e
         }
@@ -131,6 +154,9 @@ pub(crate) struct RowResult {
     /// Set when the row cannot be processed at all: it goes to the rejects with this
     /// (reason, detail) and is not written, even with `keep_original`.
     pub failure: Option<(&'static str, String)>,
+    /// Why no copy was made, when none was: the reason the row is rejected with under
+    /// `unchanged = "reject"`. `None` gives the generic `no_applicable_op`.
+    pub no_copy: Option<(&'static str, String)>,
 }
 
 impl Transform for AugmentStage {
@@ -140,16 +166,41 @@ impl Transform for AugmentStage {
 
     fn process(&mut self, batch: &Batch, out: &mut Emit, cx: &mut StageContext) -> Result<()> {
         let data = &batch.data;
-        let n = data.num_rows();
+        let per_row = self.opts.copies as usize + 1;
+        let chunk = (CHUNK_ROWS / per_row).max(1);
+        let mut start = 0;
+        while start < data.num_rows() {
+            let len = chunk.min(data.num_rows() - start);
+            let part = data.slice(start, len);
+            let results = self.augment_rows(&part, cx)?;
+            write_rows(&part, results, &self.opts, &self.stage, out, cx)?;
+            start += len;
+            if start < data.num_rows() && !out.flush() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AugmentStage {
+    /// Makes the copies of every row of `data` in parallel; `None` for a row whose id or text
+    /// is null.
+    fn augment_rows(
+        &self,
+        data: &RecordBatch,
+        cx: &mut StageContext,
+    ) -> Result<Vec<Option<RowResult>>> {
         let text = string_col(data, col::TEXT)?;
         let ids = string_col(data, col::ID)?;
         let copies = self.opts.copies;
         let aug = self.augmenter.as_ref();
         let stage_seed = self.stage_seed;
-        let results: Vec<Option<RowResult>> = cx.pool.install(|| {
-            (0..n)
+        let min_len = (64 / copies.max(1) as usize).max(1);
+        Ok(cx.pool.install(|| {
+            (0..data.num_rows())
                 .into_par_iter()
-                .with_min_len(64)
+                .with_min_len(min_len)
                 .map(|i| {
                     if text.is_null(i) || ids.is_null(i) {
                         return None;
@@ -164,15 +215,16 @@ impl Transform for AugmentStage {
                             made.push((a, s));
                         }
                     }
+                    let no_copy = made.is_empty().then(|| aug.no_copy_reason(&doc));
                     Some(RowResult {
                         skipped: copies - made.len() as u32,
                         copies: made,
                         failure: None,
+                        no_copy,
                     })
                 })
                 .collect()
-        });
-        write_rows(data, results, &self.opts, &self.stage, out, cx)
+        }))
     }
 }
 
@@ -233,9 +285,11 @@ pub(crate) fn reject_null_row(ids: &StringArray, i: usize, cx: &mut StageContext
     );
 }
 
-/// Writes the rows of a batch: each original (with `keep_original`) followed by its copies,
-/// with provenance columns, counting everything in the stage's tally. `None` marks a row with
-/// a null id or text, which goes to the rejects.
+/// Writes the rows of a batch: each original (with `keep_original`, or when no copy was made
+/// and `unchanged = "keep"`) followed by its copies, with provenance columns, counting
+/// everything in the stage's tally. Copies identical to the original or to an earlier copy of
+/// the row are dropped and counted. `None` marks a row with a null id or text, which goes to
+/// the rejects, as does a row of which no copy was made under `unchanged = "reject"`.
 pub(crate) fn write_rows(
     data: &RecordBatch,
     results: Vec<Option<RowResult>>,
@@ -244,101 +298,186 @@ pub(crate) fn write_rows(
     out: &mut Emit,
     cx: &mut StageContext,
 ) -> Result<()> {
-    {
-        let n = data.num_rows();
-        let text = string_col(data, col::TEXT)?;
-        let ids = string_col(data, col::ID)?;
-        let parents = string_col(data, col::PARENT_ID)?;
-        let ops = string_col(data, col::OP)?;
-        let params = string_col(data, col::OP_PARAMS)?;
-        let seeds = data
-            .column_by_name(col::SEED)
-            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-            .ok_or_else(|| Error::runtime("column `seed` is missing or not UInt64"))?;
-        let copies = opts.copies;
-        let rows_out: usize = results
-            .iter()
-            .map(|r| {
-                r.as_ref().map_or(0, |r| r.copies.len())
-                    + usize::from(opts.keep_original && r.is_some())
-            })
-            .sum();
-        let mut take = Vec::with_capacity(rows_out);
-        let mut b_id = StringBuilder::with_capacity(rows_out, rows_out * 24);
-        let mut b_parent = StringBuilder::with_capacity(rows_out, rows_out * 16);
-        let mut b_op = StringBuilder::with_capacity(rows_out, rows_out * 8);
-        let mut b_params = StringBuilder::with_capacity(rows_out, rows_out * 16);
-        let mut b_seed = UInt64Builder::with_capacity(rows_out);
-        let mut b_text =
-            StringBuilder::with_capacity(rows_out, text.value_data().len() * (copies as usize + 1));
-        cx.tally().rows_in += n as u64;
-        for (i, r) in results.into_iter().enumerate() {
-            let Some(r) = r else {
-                reject_null_row(ids, i, cx);
-                continue;
-            };
-            let id = ids.value(i);
-            if let Some((reason, detail)) = r.failure {
-                cx.reject(
-                    reason,
-                    detail,
-                    Some(id.to_string()),
-                    Some(text.value(i).to_string()),
-                );
-                continue;
-            }
-            if opts.keep_original {
-                take.push(i as u32);
-                b_id.append_value(id);
-                b_parent.append_option(parents.is_valid(i).then(|| parents.value(i)));
-                b_op.append_option(ops.is_valid(i).then(|| ops.value(i)));
-                b_params.append_option(params.is_valid(i).then(|| params.value(i)));
-                b_seed.append_option(seeds.is_valid(i).then(|| seeds.value(i)));
-                b_text.append_value(text.value(i));
-                let op = if ops.is_valid(i) { ops.value(i) } else { "" };
-                *cx.tally().rows_out.entry(op.to_string()).or_default() += 1;
-            }
-            let root = if parents.is_valid(i) {
-                parents.value(i)
-            } else {
-                id
-            };
-            for (c, (a, s)) in r.copies.iter().enumerate() {
-                take.push(i as u32);
-                b_id.append_value(format!("{id}/{stage}/{c}"));
-                b_parent.append_value(root);
-                b_op.append_value(a.op);
-                b_params.append_value(&a.params);
-                b_seed.append_value(*s);
-                b_text.append_value(&a.text);
-                *cx.tally().rows_out.entry(a.op.to_string()).or_default() += 1;
-            }
-            let t = cx.tally();
-            t.copies_skipped += r.skipped as u64;
-            if r.copies.is_empty() {
-                t.rows_unchanged += 1;
-            } else {
-                t.rows_changed += 1;
-            }
+    let cols = InputColumns::of(data)?;
+    let mut rows = RowsBuilder::new(&cols, &results, opts);
+    cx.tally().rows_in += data.num_rows() as u64;
+    for (i, r) in results.into_iter().enumerate() {
+        let Some(mut r) = r else {
+            reject_null_row(cols.ids, i, cx);
+            continue;
+        };
+        let id = cols.ids.value(i);
+        let original = cols.text.value(i);
+        if let Some((reason, detail)) = r.failure {
+            cx.reject(reason, detail, Some(id.into()), Some(original.into()));
+            continue;
         }
-        let take = UInt32Array::from(take);
+        let duplicates = drop_duplicate_copies(original, &mut r.copies);
+        let t = cx.tally();
+        t.copies_skipped += u64::from(r.skipped);
+        t.copies_duplicate += duplicates;
+        if r.copies.is_empty() && !opts.keep_original && opts.unchanged == Unchanged::Reject {
+            let (reason, detail) = if duplicates > 0 {
+                (
+                    "copy_equals_original",
+                    "every copy made equalled the original text".into(),
+                )
+            } else {
+                r.no_copy.take().unwrap_or_else(|| {
+                    (
+                        "no_applicable_op",
+                        "no operation applies to the text".into(),
+                    )
+                })
+            };
+            cx.reject(reason, detail, Some(id.into()), Some(original.into()));
+            continue;
+        }
+        if r.copies.is_empty() {
+            cx.tally().rows_unchanged += 1;
+        } else {
+            cx.tally().rows_changed += 1;
+        }
+        if opts.keep_original || r.copies.is_empty() {
+            rows.push_original(&cols, i, cx);
+        }
+        let root = if cols.parents.is_valid(i) {
+            cols.parents.value(i)
+        } else {
+            id
+        };
+        for (c, (a, s)) in r.copies.iter().enumerate() {
+            rows.push_copy(i, &format!("{id}/{stage}/{c}"), root, a, *s, cx);
+        }
+    }
+    out.push(rows.finish(data)?);
+    Ok(())
+}
+
+/// Drops the copies whose text equals `original` or an earlier copy; returns how many.
+fn drop_duplicate_copies(original: &str, copies: &mut Vec<(Augmentation, u64)>) -> u64 {
+    let before = copies.len();
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    seen.insert(original);
+    let keep: Vec<bool> = copies
+        .iter()
+        .map(|(a, _)| seen.insert(a.text.as_str()))
+        .collect();
+    let mut k = keep.into_iter();
+    copies.retain(|_| k.next().unwrap_or(true));
+    (before - copies.len()) as u64
+}
+
+/// The provenance and text columns of an augmenter's input batch.
+struct InputColumns<'a> {
+    ids: &'a StringArray,
+    text: &'a StringArray,
+    parents: &'a StringArray,
+    ops: &'a StringArray,
+    params: &'a StringArray,
+    seeds: &'a UInt64Array,
+}
+
+impl<'a> InputColumns<'a> {
+    fn of(data: &'a RecordBatch) -> Result<Self> {
+        Ok(InputColumns {
+            ids: string_col(data, col::ID)?,
+            text: string_col(data, col::TEXT)?,
+            parents: string_col(data, col::PARENT_ID)?,
+            ops: string_col(data, col::OP)?,
+            params: string_col(data, col::OP_PARAMS)?,
+            seeds: data
+                .column_by_name(col::SEED)
+                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+                .ok_or_else(|| Error::runtime("column `seed` is missing or not UInt64"))?,
+        })
+    }
+}
+
+/// The output batch of an augmenter stage, built row by row: provenance and text columns are
+/// built, every other column is taken from the input row each output row came from.
+struct RowsBuilder {
+    take: Vec<u32>,
+    id: StringBuilder,
+    parent: StringBuilder,
+    op: StringBuilder,
+    params: StringBuilder,
+    seed: UInt64Builder,
+    text: StringBuilder,
+}
+
+impl RowsBuilder {
+    fn new(c: &InputColumns<'_>, results: &[Option<RowResult>], opts: &CopyOptions) -> Self {
+        let rows: usize = results.iter().flatten().map(|r| r.copies.len() + 1).sum();
+        // The text of this slice only: a sliced array's buffer is the whole batch's.
+        let text_bytes: usize = (0..c.text.len())
+            .map(|i| c.text.value_length(i) as usize)
+            .sum();
+        RowsBuilder {
+            take: Vec::with_capacity(rows),
+            id: StringBuilder::with_capacity(rows, rows * 24),
+            parent: StringBuilder::with_capacity(rows, rows * 16),
+            op: StringBuilder::with_capacity(rows, rows * 8),
+            params: StringBuilder::with_capacity(rows, rows * 16),
+            seed: UInt64Builder::with_capacity(rows),
+            text: StringBuilder::with_capacity(rows, text_bytes * (opts.copies as usize + 1)),
+        }
+    }
+
+    /// Appends input row `i` as it is.
+    fn push_original(&mut self, c: &InputColumns<'_>, i: usize, cx: &mut StageContext) {
+        let opt = |a: &StringArray| a.is_valid(i).then(|| a.value(i).to_string());
+        self.take.push(i as u32);
+        self.id.append_value(c.ids.value(i));
+        self.parent.append_option(opt(c.parents));
+        self.op.append_option(opt(c.ops));
+        self.params.append_option(opt(c.params));
+        self.seed
+            .append_option(c.seeds.is_valid(i).then(|| c.seeds.value(i)));
+        self.text.append_value(c.text.value(i));
+        let op = opt(c.ops).unwrap_or_default();
+        *cx.tally().rows_out.entry(op).or_default() += 1;
+    }
+
+    /// Appends a copy of input row `i`.
+    fn push_copy(
+        &mut self,
+        i: usize,
+        id: &str,
+        root: &str,
+        a: &Augmentation,
+        seed: u64,
+        cx: &mut StageContext,
+    ) {
+        self.take.push(i as u32);
+        self.id.append_value(id);
+        self.parent.append_value(root);
+        self.op.append_value(a.op);
+        self.params.append_value(&a.params);
+        self.seed.append_value(seed);
+        self.text.append_value(&a.text);
+        *cx.tally().rows_out.entry(a.op.to_string()).or_default() += 1;
+    }
+
+    /// The output batch, with the input's schema.
+    fn finish(mut self, data: &RecordBatch) -> Result<RecordBatch> {
+        let take = UInt32Array::from(std::mem::take(&mut self.take));
         let schema = data.schema();
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
         let mut built: Vec<(&str, ArrayRef)> = vec![
-            (col::ID, Arc::new(b_id.finish())),
-            (col::PARENT_ID, Arc::new(b_parent.finish())),
-            (col::OP, Arc::new(b_op.finish())),
-            (col::OP_PARAMS, Arc::new(b_params.finish())),
-            (col::SEED, Arc::new(b_seed.finish())),
-            (col::TEXT, Arc::new(b_text.finish())),
+            (col::ID, Arc::new(self.id.finish())),
+            (col::PARENT_ID, Arc::new(self.parent.finish())),
+            (col::OP, Arc::new(self.op.finish())),
+            (col::OP_PARAMS, Arc::new(self.params.finish())),
+            (col::SEED, Arc::new(self.seed.finish())),
+            (col::TEXT, Arc::new(self.text.finish())),
         ];
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
         for (f, column) in schema.fields().iter().zip(data.columns()) {
             match built.iter().position(|(name, _)| name == f.name()) {
                 Some(p) => columns.push(built.swap_remove(p).1),
                 None => columns.push(arrow::compute::take(column.as_ref(), &take, None)?),
             }
         }
-        out.push(RecordBatch::try_new(schema, columns)?);
-        Ok(())
+        Ok(RecordBatch::try_new(schema, columns)?)
     }
 }

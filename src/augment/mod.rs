@@ -48,4 +48,14 @@ pub trait Augmenter: Send + Sync {
     ) -> Option<Augmentation> {
         self.augment(doc, rng)
     }
+
+    /// Why no copy could be made of `doc`, as a rejects `(reason, detail)`: asked when every
+    /// requested copy of a row came back `None` and the row is not kept otherwise. The default
+    /// says no operation applied; augmenters with a more precise cause override it.
+    fn no_copy_reason(&self, _doc: &tokens::Doc<'_>) -> (&'static str, String) {
+        (
+            "no_applicable_op",
+            "no operation of this augmenter applies to the text".into(),
+        )
+    }
 }

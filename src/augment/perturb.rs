@@ -217,6 +217,29 @@ impl Augmenter for Perturb {
         }?;
         (out.text != doc.text).then_some(out)
     }
+
+    fn no_copy_reason(&self, doc: &Doc<'_>) -> (&'static str, String) {
+        let words = doc.word_count();
+        match &self.op {
+            Op::Insert { .. } if words == 0 => ("no_words", "the text has no words".into()),
+            Op::Insert { .. } => (
+                "no_synonym",
+                "no word of the text has a WordNet synonym to insert".into(),
+            ),
+            Op::Delete { .. } | Op::Swap { .. } if words < 2 => (
+                "too_few_words",
+                format!("the text has {words} word(s); deleting or swapping needs two"),
+            ),
+            Op::Delete { p, .. } => (
+                "nothing_deleted",
+                format!("no word was drawn for deletion at p = {p} (short texts often lose none)"),
+            ),
+            Op::Swap { .. } => (
+                "no_applicable_op",
+                "swapping words left the text unchanged".into(),
+            ),
+        }
+    }
 }
 
 fn insert(

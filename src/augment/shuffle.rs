@@ -92,6 +92,19 @@ impl Augmenter for Shuffle {
             params: format!("{{\"sentences\":{n}}}"),
         })
     }
+
+    fn no_copy_reason(&self, doc: &Doc<'_>) -> (&'static str, String) {
+        match sentences(doc.text).len() {
+            0 | 1 => (
+                "single_sentence",
+                "the text has fewer than two sentences to shuffle".into(),
+            ),
+            n => (
+                "identical_sentences",
+                format!("the text's {n} sentences are all the same"),
+            ),
+        }
+    }
 }
 
 /// Stage kind `shuffle`.

@@ -252,6 +252,17 @@ impl Augmenter for Synonym {
             params: format!("{{\"n\":{count}}}"),
         })
     }
+
+    fn no_copy_reason(&self, doc: &Doc<'_>) -> (&'static str, String) {
+        if doc.word_count() == 0 {
+            ("no_words", "the text has no words".into())
+        } else {
+            (
+                "no_synonym",
+                "no word of the text has a WordNet synonym (or none was drawn)".into(),
+            )
+        }
+    }
 }
 
 /// Stage kind `synonym`.

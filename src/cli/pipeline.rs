@@ -197,6 +197,9 @@ fn execute(spec: &PipelineSpec, origin: &str, rt: &RuntimeArgs) -> Result<i32> {
     } else if !rt.quiet {
         eprint!("{}", summary_text(&report));
     }
+    for warning in loss_warnings(&report) {
+        eprintln!("warning: {warning}");
+    }
     Ok(0)
 }
 
@@ -246,6 +249,37 @@ fn single_stage_spec(
         ],
         problems: vec![],
     })
+}
+
+/// One line for every stage that sent more than half of its input rows to the rejects:
+/// printed even with `--quiet`, since such a run usually does not do what was meant.
+pub fn loss_warnings(r: &RunReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    for st in &r.stages {
+        let t = &st.tally;
+        if t.rows_in == 0 || t.rows_rejected * 2 <= t.rows_in {
+            continue;
+        }
+        let reasons = t
+            .rejected_by_reason
+            .iter()
+            .map(|(reason, n)| format!("{reason}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rejects = r
+            .sinks
+            .first()
+            .map(|s| format!(" (see {}/_rejects/)", s.path))
+            .unwrap_or_default();
+        lines.push(format!(
+            "stage `{}` kept {} of its {} input rows and rejected {} ({reasons}){rejects}",
+            st.stage,
+            t.rows_in - t.rows_rejected,
+            t.rows_in,
+            t.rows_rejected,
+        ));
+    }
+    lines
 }
 
 /// The per-stage summary printed after a run.

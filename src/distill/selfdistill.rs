@@ -188,6 +188,7 @@ fn prepare_variant(
         let copies = CopyOptions {
             copies: cfg.copies,
             keep_original: true,
+            unchanged: Default::default(),
         };
         let eda = EdaConfig {
             alpha: cfg.alpha,

@@ -152,6 +152,7 @@ mod tests {
             CopyOptions {
                 copies: 3,
                 keep_original: true,
+                unchanged: Default::default(),
             },
             EdaConfig {
                 alpha: 0.2,

@@ -296,6 +296,7 @@ pub fn build(spec: &PipelineSpec, settings: &RunSettings, origin: &str) -> Resul
     if let Some(order) = order {
         let mut new_index: BTreeMap<usize, usize> = BTreeMap::new();
         let mut failed = vec![false; spec.stages.len()];
+        let mut model_upstream = vec![false; spec.stages.len()];
         for &i in &order {
             let s = &spec.stages[i];
             let kind = registry::find(&s.kind).expect("checked above");
@@ -313,17 +314,21 @@ pub fn build(spec: &PipelineSpec, settings: &RunSettings, origin: &str) -> Resul
                 failed[i] = true;
                 continue;
             }
+            let after_model = input_idx.iter().any(|&j| model_upstream[j]);
+            model_upstream[i] = after_model || kind.needs().models;
             let cx = BuildContext {
                 stage: &s.id,
                 settings,
+                after_model,
             };
             let built = match kind.build(&s.config, &cx) {
                 Ok(b) => b,
                 Err(e) => {
                     failed[i] = true;
-                    problems.push(format!("stage `{}`: {}", s.id, one_line(&e)));
+                    let e = e.context(format!("stage `{}`", s.id));
+                    problems.push(one_line(&e));
                     if lone_error.is_none() {
-                        lone_error = Some(e.context(format!("stage `{}`", s.id)));
+                        lone_error = Some(e);
                     }
                     continue;
                 }
@@ -365,6 +370,8 @@ pub fn build(spec: &PipelineSpec, settings: &RunSettings, origin: &str) -> Resul
                 }
             }
         }
+    } else {
+        check_stage_settings(spec, settings, &mut problems);
     }
     if problems.len() == 1 {
         if let Some(e) = lone_error {
@@ -386,6 +393,27 @@ pub fn build(spec: &PipelineSpec, settings: &RunSettings, origin: &str) -> Resul
         stages,
         config: resolved_config(spec),
     })
+}
+
+/// Checks each stage's own settings (ranges, files, models) by building it alone: used when the
+/// graph is broken, so that one `validate` still reports every problem of the file.
+fn check_stage_settings(spec: &PipelineSpec, settings: &RunSettings, problems: &mut Vec<String>) {
+    for s in &spec.stages {
+        let Some(kind) = registry::find(&s.kind) else {
+            continue;
+        };
+        if kind.check(&s.config).is_err() {
+            continue;
+        }
+        let cx = BuildContext {
+            stage: &s.id,
+            settings,
+            after_model: false,
+        };
+        if let Err(e) = kind.build(&s.config, &cx) {
+            problems.push(one_line(&e.context(format!("stage `{}`", s.id))));
+        }
+    }
 }
 
 /// The schema a stage receives: all its inputs must produce the same columns.

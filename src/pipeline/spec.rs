@@ -181,7 +181,12 @@ fn parse_stages(table: toml::Table, problems: &mut Vec<String>) -> Vec<StageSpec
                 }
                 v
             }
-            Some(toml::Value::String(s)) => vec![s],
+            Some(toml::Value::String(s)) => {
+                problems.push(format!(
+                    "stage `{id}`: `inputs` must be an array of stage names: write `inputs = [\"{s}\"]`"
+                ));
+                vec![s]
+            }
             Some(_) => {
                 problems.push(format!(
                     "stage `{id}`: `inputs` must be an array of stage names"

@@ -127,8 +127,8 @@ fn concat(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<RecordBatch> 
     }
 }
 
-/// Runs a transform over its merged inputs: one output batch per input batch, with the same
-/// sequence number, then whatever `finish` emits as one batch after the last. Adds the
+/// Runs a transform over its merged inputs: one output batch per input batch (or several,
+/// when the transform flushes chunks early), with the same sequence number, then whatever `finish` emits as one batch after the last. Adds the
 /// transform's own time to `busy`.
 pub fn run_transform(
     t: &mut dyn Transform,
@@ -140,7 +140,6 @@ pub fn run_transform(
     busy: &mut Duration,
 ) -> Result<()> {
     let mut merger = Merger::new(inputs);
-    let mut emit = Emit::default();
     let mut emission = 0u64;
     let mut last_seq = 0u64;
     while let Some(batch) = merger.next() {
@@ -148,6 +147,14 @@ pub fn run_transform(
             return Ok(());
         }
         last_seq = batch.seq;
+        let seq = batch.seq;
+        // Chunks flushed early travel with the same sequence number and no ledger; the
+        // batch sent last carries the ledger, so sinks count it once the whole batch is in.
+        let mut forward = |data: RecordBatch| {
+            let ledger = Ledger::default();
+            send_all(out, Batch { data, seq, ledger })
+        };
+        let mut emit = Emit::streaming(&mut forward);
         let t0 = Instant::now();
         t.process(&batch, &mut emit, cx)?;
         let data = concat(schema, emit.take())?;
@@ -156,11 +163,11 @@ pub fn run_transform(
         let entry = cx.take_entry();
         ledger.record(&cx.stage, emission, entry);
         emission += 1;
-        let seq = batch.seq;
         if !send_all(out, Batch { data, seq, ledger }) {
             return Ok(());
         }
     }
+    let mut emit = Emit::default();
     let t0 = Instant::now();
     t.finish(&mut emit, cx)?;
     *busy += t0.elapsed();

@@ -88,6 +88,9 @@ pub struct BuildContext<'a> {
     pub stage: &'a str,
     /// Run settings.
     pub settings: &'a RunSettings,
+    /// Whether a model stage runs upstream of this one, so that its rows are slow to make (a
+    /// sink then commits smaller parts, losing less work to a crash).
+    pub after_model: bool,
 }
 
 impl BuildContext<'_> {

@@ -136,18 +136,46 @@ impl StageContext {
 }
 
 /// Output collector of a transform: every batch emitted for one input batch.
+///
+/// The executor may give it a way to send batches downstream before the transform returns
+/// ([`Emit::streaming`]), so that a transform making many rows from one input batch (an
+/// augmenter with `copies = 1000`) holds one chunk in memory rather than all of them.
 #[derive(Default)]
-pub struct Emit {
+pub struct Emit<'a> {
     batches: Vec<RecordBatch>,
+    forward: Option<&'a mut dyn FnMut(RecordBatch) -> bool>,
 }
 
-impl Emit {
+impl<'a> Emit<'a> {
+    /// A collector whose [`Emit::flush`] hands batches to `forward` (which returns false once
+    /// the run is stopping).
+    pub fn streaming(forward: &'a mut dyn FnMut(RecordBatch) -> bool) -> Self {
+        Emit {
+            batches: Vec::new(),
+            forward: Some(forward),
+        }
+    }
+
     /// Emits a batch of rows.
     pub fn push(&mut self, batch: RecordBatch) {
         self.batches.push(batch);
     }
 
-    /// Takes what was emitted.
+    /// Sends what was emitted so far downstream now, when the executor streams; otherwise
+    /// keeps it. Returns false when the run is stopping (the transform may return early).
+    pub fn flush(&mut self) -> bool {
+        let Some(forward) = self.forward.as_mut() else {
+            return true;
+        };
+        for batch in std::mem::take(&mut self.batches) {
+            if batch.num_rows() > 0 && !forward(batch) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Takes what was emitted and not yet flushed.
     pub fn take(&mut self) -> Vec<RecordBatch> {
         std::mem::take(&mut self.batches)
     }

@@ -483,6 +483,7 @@ impl Backtranslate {
                 copies: made,
                 skipped,
                 failure,
+                no_copy: None,
             });
         }
         results
@@ -569,6 +570,7 @@ impl Transform for Backtranslate {
                 copies,
                 skipped,
                 failure,
+                no_copy: None,
             });
         }
         write_rows(data, results, &self.opts, &self.stage, out, cx)

@@ -1,11 +1,13 @@
 //! The one integration-test binary (linking is slow on small machines: keep one).
 
+mod accounting;
 mod bad_input;
 mod cli;
 mod common;
 mod contract;
 mod determinism;
 mod distill;
+mod exit_codes;
 mod faults;
 mod fixtures;
 mod generate;

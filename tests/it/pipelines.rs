@@ -100,8 +100,20 @@ fn eda_pipeline_reproduces_the_recipe() {
     let originals: Vec<_> = rows.iter().filter(|r| r.op == "orig").collect();
     assert_eq!(originals.len(), 240);
     let copies: Vec<_> = rows.iter().filter(|r| r.op != "orig").collect();
-    // 8 copies per row, spread evenly over the four techniques.
-    assert_eq!(copies.len(), 240 * 8);
+    // 8 copies per row, spread evenly over the four techniques; a copy equal to an earlier
+    // one of its row is dropped and counted.
+    let t = &manifest(&dir)["stages"]["eda"];
+    let dropped =
+        t["copies_duplicate"].as_u64().unwrap_or(0) + t["copies_skipped"].as_u64().unwrap();
+    assert_eq!(copies.len() as u64 + dropped, 240 * 8, "{t}");
+    assert!(copies.len() > 240 * 7, "few duplicates at alpha 0.05: {t}");
+    let distinct: std::collections::BTreeSet<_> =
+        copies.iter().map(|c| (&c.parent_id, &c.text)).collect();
+    assert_eq!(
+        distinct.len(),
+        copies.len(),
+        "no row has two identical copies"
+    );
     let mut by_technique = std::collections::BTreeMap::new();
     for c in &copies {
         let p: serde_json::Value = serde_json::from_str(&c.op_params).unwrap();

@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 mod columns;
+mod duplicates;
 
 use crate::batch::field_names;
 use crate::batch::{col, Batch, Ledger, OP_ORIG};
@@ -24,6 +25,7 @@ use crate::io::files::{check_finished, input_folders, resolve_inputs};
 use crate::stage::kind::{keys_of, parse_table, BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{RunSettings, Source, StageContext};
 use columns::{output_schema, resolve_columns, to_utf8, Columns};
+use duplicates::DuplicateIds;
 
 /// Configuration of `parquet_source`.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
@@ -107,6 +109,8 @@ pub struct ParquetSource {
     skip_below: u64,
     /// Whether a batch was returned yet.
     emitted: bool,
+    /// Ids that occur more than once in the input.
+    duplicates: DuplicateIds,
 }
 
 impl ParquetSource {
@@ -189,6 +193,22 @@ impl ParquetSource {
             columns.expect("at least one file"),
             schema.expect("one file"),
         );
+        name_files_uniquely(&mut files);
+        let duplicates = match &columns.id {
+            Some(id) => DuplicateIds::scan(&files, id)?,
+            None => DuplicateIds::default(),
+        };
+        if duplicates.len() > 0 {
+            let n = duplicates.len();
+            let (ids, occur) = if n == 1 {
+                ("id", "occurs")
+            } else {
+                ("ids", "occur")
+            };
+            eprintln!(
+                "warning: {n} {ids} {occur} more than once in the input: the rows after the first with each id go to the rejects as `duplicate_id`"
+            );
+        }
         let units = plan_units(&files, cx.settings);
         Ok(ParquetSource {
             files,
@@ -202,6 +222,7 @@ impl ParquetSource {
             reader: None,
             skip_below: 0,
             emitted: false,
+            duplicates,
         })
     }
 
@@ -241,6 +262,44 @@ impl ParquetSource {
             })
     }
 
+    /// Why row `row` of file `file` goes to the rejects, if it does: (reason, what is wrong
+    /// with it, said after "row N of `FILE`").
+    fn row_problem(
+        &self,
+        file: usize,
+        row: u64,
+        id: Option<&str>,
+        text: Option<&str>,
+    ) -> Option<(&'static str, String)> {
+        let Some(id) = id else {
+            return Some(("null_id", "has a null id".into()));
+        };
+        let Some(text) = text else {
+            return Some(("null_text", "has a null text".into()));
+        };
+        if text.trim().is_empty() {
+            return Some(("empty_text", "has an empty text".into()));
+        }
+        if text.len() > self.max_text_bytes {
+            return Some((
+                "text_too_long",
+                format!(
+                    "has a text of {} bytes, over max_text_bytes = {}",
+                    text.len(),
+                    self.max_text_bytes
+                ),
+            ));
+        }
+        let (first_file, first_row) = self.duplicates.earlier(id, file, row)?;
+        Some((
+            "duplicate_id",
+            format!(
+                "has the id `{id}` of row {first_row} of `{}`, which is kept",
+                self.files[first_file].path.display()
+            ),
+        ))
+    }
+
     /// Turns a raw batch from the file into output rows, rejecting bad ones.
     fn convert(
         &self,
@@ -277,42 +336,13 @@ impl ParquetSource {
         let mut keep = Vec::with_capacity(n);
         cx.tally().rows_in += n as u64;
         for i in 0..n {
-            let id = id_arr.is_valid(i).then(|| id_arr.value(i).to_string());
-            let problem = if id.is_none() {
-                Some((
-                    "null_id",
-                    format!("row {} of `{shown}` has a null id", first_row + i as u64),
-                ))
-            } else if text.is_null(i) {
-                Some((
-                    "null_text",
-                    format!("row {} of `{shown}` has a null text", first_row + i as u64),
-                ))
-            } else if text.value(i).trim().is_empty() {
-                Some((
-                    "empty_text",
-                    format!(
-                        "row {} of `{shown}` has an empty text",
-                        first_row + i as u64
-                    ),
-                ))
-            } else if text.value(i).len() > self.max_text_bytes {
-                Some((
-                    "text_too_long",
-                    format!(
-                        "row {} of `{shown}`: text is {} bytes, over max_text_bytes = {}",
-                        first_row + i as u64,
-                        text.value(i).len(),
-                        self.max_text_bytes
-                    ),
-                ))
-            } else {
-                None
-            };
-            match problem {
+            let row = first_row + i as u64;
+            let id = id_arr.is_valid(i).then(|| id_arr.value(i));
+            let t = text.is_valid(i).then(|| text.value(i));
+            match self.row_problem(file, row, id, t) {
                 Some((reason, detail)) => {
-                    let t = text.is_valid(i).then(|| text.value(i).to_string());
-                    cx.reject(reason, detail, id, t);
+                    let detail = format!("row {row} of `{shown}` {detail}");
+                    cx.reject(reason, detail, id.map(Into::into), t.map(Into::into));
                     keep.push(false);
                 }
                 None => keep.push(true),
@@ -355,6 +385,20 @@ impl ParquetSource {
             *cx.tally().rows_out.entry(op).or_default() += n;
         }
         Ok(batch)
+    }
+}
+
+/// Gives every file a distinct name for the ids derived from it (`NAME#ROW`): its file name,
+/// or, when two inputs share a file name (`a/train.parquet`, `b/train.parquet`), its path.
+fn name_files_uniquely(files: &mut [InputFile]) {
+    let mut count: std::collections::HashMap<String, usize> = Default::default();
+    for f in files.iter() {
+        *count.entry(f.name.clone()).or_default() += 1;
+    }
+    for f in files.iter_mut() {
+        if count[&f.name] > 1 {
+            f.name = f.path.display().to_string();
+        }
     }
 }
 
