@@ -63,6 +63,10 @@ pub struct RuntimeArgs {
     /// Overwrite output folders that hold another run's files.
     #[arg(long)]
     force: bool,
+    /// Before calling a finished output up to date, check every file it lists against the
+    /// SHA-256 in its `_SUCCESS.json` (not only its size); a mismatch is refused.
+    #[arg(long)]
+    verify: bool,
     /// Read input folders whose run has not finished (no `_SUCCESS.json`): only the rows
     /// committed so far.
     #[arg(long)]
@@ -187,6 +191,7 @@ fn execute(spec: &PipelineSpec, origin: &str, rt: &RuntimeArgs) -> Result<i32> {
     let opts = RunOptions {
         progress: !rt.quiet && std::io::stderr().is_terminal(),
         force: rt.force,
+        verify: rt.verify,
     };
     let report = LocalExecutor.execute(plan, Arc::new(settings), &opts)?;
     if rt.json {

@@ -137,6 +137,7 @@ fn run_step(
     let opts = RunOptions {
         progress: false,
         force: true,
+        ..RunOptions::default()
     };
     LocalExecutor.execute(p, Arc::new(settings), &opts)?;
     Ok(())
@@ -246,6 +247,9 @@ struct GenerationKey {
     corpus: String,
     train: serde_json::Value,
     teachers: Vec<PathBuf>,
+    /// The teachers' content (see [`crate::io::identity::model_identity`]): a teacher retrained
+    /// at the same path makes the generation stale.
+    teacher_content: Vec<String>,
     eval: Option<String>,
 }
 
@@ -270,10 +274,16 @@ pub fn train_generation(
 ) -> Result<Generation> {
     let mut tc = train_cfg.clone();
     tc.seed = train_cfg.seed + g as u64;
+    let cache = crate::io::hash_cache::HashCache::in_cache_dir();
+    let teacher_content = teachers
+        .iter()
+        .map(|t| crate::io::identity::model_identity(t, &cache))
+        .collect::<Result<Vec<_>>>()?;
     let key = GenerationKey {
         corpus: corpus.fingerprint.clone(),
         train: serde_json::to_value(&tc).unwrap_or_default(),
         teachers: teachers.clone(),
+        teacher_content,
         eval: eval.map(|(p, _)| p.to_string()),
     };
     let record_path = dir.join("generation.json");

@@ -101,7 +101,8 @@ impl Teacher {
             let sha = Model::content_hash(&path)?;
             let tokenizer_sha = model.tokenizer.hash()?;
             described.push(serde_json::json!({
-                "folder": f,
+                // Normalised, so `./m` and `m` write the same file metadata.
+                "folder": crate::io::identity::normalise_path(f),
                 "sha256": sha,
                 "kind": model.info.kind,
                 "tokenizer_sha256": tokenizer_sha,
@@ -180,6 +181,8 @@ impl Teacher {
 /// The stage.
 pub struct TeacherStage {
     teacher: Teacher,
+    /// The model folders, for the run fingerprint.
+    folders: Vec<PathBuf>,
 }
 
 impl TeacherStage {
@@ -191,12 +194,16 @@ impl TeacherStage {
         if cfg.batch_tokens == Some(0) {
             return Err(Error::user("`batch_tokens` must be at least 1"));
         }
-        let mut teacher = Teacher::load(&cfg.model.list(), &cx.settings.compute()?)?;
+        let folders = cfg.model.list();
+        let mut teacher = Teacher::load(&folders, &cx.settings.compute()?)?;
         teacher.limits = BatchLimits {
             max_rows: cfg.batch_size.unwrap_or(teacher.limits.max_rows),
             max_tokens: cfg.batch_tokens.unwrap_or(teacher.limits.max_tokens),
         };
-        Ok(TeacherStage { teacher })
+        Ok(TeacherStage {
+            teacher,
+            folders: folders.into_iter().map(PathBuf::from).collect(),
+        })
     }
 
     fn list_field(&self) -> Field {
@@ -212,6 +219,10 @@ impl TeacherStage {
 }
 
 impl Transform for TeacherStage {
+    fn model_paths(&self) -> Vec<PathBuf> {
+        self.folders.clone()
+    }
+
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
         match input.field_with_name(col::TEXT) {
             Ok(f) if f.data_type() == &DataType::Utf8 => {}

@@ -88,11 +88,25 @@ embed_dim = 16"#,
     config: std::marker::PhantomData,
 };
 
+/// The file in `PATH` that records which run trained `final/`: written after training, removed
+/// before training starts, so a model left by an earlier run (or by a run killed while
+/// training) is never taken for this run's.
+pub const TRAINED_FILE: &str = "_TRAINED.json";
+
+/// What [`TRAINED_FILE`] holds.
+#[derive(serde::Serialize, Deserialize)]
+struct Trained {
+    /// The fingerprint of the run that trained the model.
+    fingerprint: String,
+}
+
 /// Stores the rows, then trains.
 pub struct TrainSink {
     cfg: TrainStageConfig,
     rows: Box<ParquetSink>,
     dir: PathBuf,
+    /// This run's fingerprint, once started.
+    fingerprint: String,
 }
 
 impl TrainSink {
@@ -116,6 +130,7 @@ impl TrainSink {
             rows: Box::new(ParquetSink::new(sink_cfg, cx)?),
             cfg,
             dir,
+            fingerprint: String::new(),
         })
     }
 }
@@ -139,7 +154,9 @@ impl Sink for TrainSink {
     }
 
     fn start(&mut self, run: &RunIdentity, schema: &SchemaRef) -> Result<SinkStart> {
-        // When the rows are already complete, `finish` still trains if no model is there yet.
+        // When the rows are already complete, `finish` still trains unless this run's model is
+        // there.
+        self.fingerprint = run.fingerprint.clone();
         self.rows.start(run, schema)
     }
 
@@ -148,12 +165,26 @@ impl Sink for TrainSink {
     }
 
     fn finish(self: Box<Self>, cx: &mut StageContext) -> Result<SinkReport> {
-        let TrainSink { mut cfg, rows, dir } = *self;
+        let TrainSink {
+            mut cfg,
+            rows,
+            dir,
+            fingerprint,
+        } = *self;
         cfg.train.placement = cx.settings.placement;
         let report = rows.finish(cx)?;
-        let log = dir.join("train_log.json");
-        if report.up_to_date && log.exists() && dir.join("final/model.safetensors").exists() {
+        let marker = dir.join(TRAINED_FILE);
+        let trained_here = crate::io::manifest::read_json::<Trained>(&marker)
+            .is_ok_and(|t| t.fingerprint == fingerprint);
+        if report.up_to_date && trained_here && dir.join("final/model.safetensors").exists() {
             return Ok(report);
+        }
+        match fs_err::remove_file(&marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                let what = format!("cannot remove `{}`", marker.display());
+                return Err(crate::error::io_error(what, e));
+            }
+            _ => {}
         }
         let device = cfg.train.placement.open()?.device;
         let data = data::load(&report.path, col::TEXT, col::LABEL, None)
@@ -166,6 +197,11 @@ impl Sink for TrainSink {
             .transpose()?;
         let mut student = train::new_student(&cfg.train, &data, &device)?;
         train::train(&cfg.train, &mut student, &data, eval.as_ref(), &dir, false)?;
+        crate::io::manifest::write_json_atomic(&marker, &Trained { fingerprint })?;
         Ok(report)
+    }
+
+    fn model_paths(&self) -> Vec<PathBuf> {
+        self.cfg.train.init.iter().cloned().collect()
     }
 }

@@ -16,6 +16,9 @@ pub struct PartRecord {
     pub index: u32,
     /// Fingerprint of the run that wrote it.
     pub fingerprint: String,
+    /// Its configuration fingerprint (empty in records of older versions).
+    #[serde(default)]
+    pub config_fingerprint: String,
     /// Data file name (relative to the output folder).
     pub file: String,
     /// Rows in the data file.
@@ -60,8 +63,12 @@ pub struct Manifest {
     pub version: String,
     /// Pipeline name.
     pub pipeline: String,
-    /// Hash of config, seed, shard, batch size and inputs.
+    /// Hash of config, seed, shard, batch size and the content of the inputs and models.
     pub fingerprint: String,
+    /// Hash of the configuration alone: a folder with the same one but another `fingerprint`
+    /// was made from inputs or models that have changed since (empty in older manifests).
+    #[serde(default)]
+    pub config_fingerprint: String,
     /// Pipeline seed.
     pub seed: u64,
     /// `[index, count]` of the shard (index from 1), when sharded.

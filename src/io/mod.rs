@@ -2,6 +2,7 @@
 
 pub mod fault;
 pub mod files;
+pub mod hash_cache;
 pub mod identity;
 pub mod lock;
 pub mod manifest;

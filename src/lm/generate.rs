@@ -220,6 +220,8 @@ pub struct GenerateStage {
     /// Fingerprints of every input text, so copies of them are dropped.
     input_texts: HashSet<u64>,
     schema: Option<SchemaRef>,
+    /// The LM and the teacher folders, for the run fingerprint.
+    model_paths: Vec<std::path::PathBuf>,
 }
 
 impl GenerateStage {
@@ -237,7 +239,12 @@ impl GenerateStage {
             Some(f) => Some(Teacher::load(&f.list(), &compute).map_err(ctx)?),
             None => None,
         };
+        let mut model_paths = vec![path.clone()];
+        if let Some(f) = &cfg.teacher {
+            model_paths.extend(f.list().into_iter().map(std::path::PathBuf::from));
+        }
         Ok(GenerateStage {
+            model_paths,
             model_name: path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -330,6 +337,10 @@ fn label_key(column: &dyn Array, i: usize) -> Option<String> {
 }
 
 impl Transform for GenerateStage {
+    fn model_paths(&self) -> Vec<std::path::PathBuf> {
+        self.model_paths.clone()
+    }
+
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
         crate::augment::adapter::check_augment_input(input)?;
         if input.field_with_name(col::LABEL).is_err() && self.cfg.labels.is_none() {

@@ -158,6 +158,8 @@ pub struct LmTeacher {
     per_row: bool,
     description: serde_json::Value,
     stage_seed: u64,
+    /// The model file or folder, for the run fingerprint.
+    path: std::path::PathBuf,
 }
 
 impl LmTeacher {
@@ -197,6 +199,7 @@ impl LmTeacher {
             batch_tokens,
             per_row,
             description,
+            path,
         })
     }
 
@@ -331,6 +334,10 @@ impl LmTeacher {
 }
 
 impl Transform for LmTeacher {
+    fn model_paths(&self) -> Vec<std::path::PathBuf> {
+        vec![self.path.clone()]
+    }
+
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
         match input.field_with_name(col::TEXT) {
             Ok(f) if f.data_type() == &DataType::Utf8 => {}

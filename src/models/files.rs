@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{io_error, Error, Result};
+use crate::io::hash_cache::HashCache;
 
 /// The architecture's configuration (Hugging Face `config.json`).
 pub const CONFIG_FILE: &str = "config.json";
@@ -44,7 +45,9 @@ pub fn read_text(path: &Path) -> Result<String> {
 }
 
 /// Hex sha256 over the folder's regular files (sorted by name; each contributes its name,
-/// a NUL byte, its length as u64 little-endian and its bytes). Subfolders are ignored.
+/// a NUL byte, its length as u64 little-endian and the hex SHA-256 of its bytes). Subfolders
+/// are ignored. Large files' hashes come from [`HashCache`], so a teacher's weights are not
+/// read again on every run.
 pub fn content_hash(folder: &Path) -> Result<String> {
     if !folder.is_dir() {
         return Err(Error::user(format!(
@@ -63,14 +66,17 @@ pub fn content_hash(folder: &Path) -> Result<String> {
         }
     }
     files.sort();
+    let cache = HashCache::in_cache_dir();
     let mut h = Sha256::new();
     for f in files {
-        let bytes = fs_err::read(folder.join(&f))
-            .map_err(|e| io_error(format!("cannot read `{}`", folder.join(&f).display()), e))?;
+        let path = folder.join(&f);
+        let len = fs_err::metadata(&path)
+            .map_err(|e| io_error(format!("cannot read `{}`", path.display()), e))?
+            .len();
         h.update(f.as_bytes());
         h.update([0u8]);
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(&bytes);
+        h.update(len.to_le_bytes());
+        h.update(cache.sha256(&path)?.as_bytes());
     }
     Ok(hex::encode(h.finalize()))
 }

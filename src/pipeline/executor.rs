@@ -2,14 +2,19 @@
 //! it. An [`Executor`] takes a validated plan and runs it to completion; what it returns
 //! ([`RunReport`]) and how a run is identified ([`fingerprint`]) are the same whoever runs it.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::batch::Tally;
 use crate::error::Result;
+use crate::io::hash_cache::HashCache;
+use crate::io::identity::{model_identity, normalise_path};
 use crate::pipeline::plan::Plan;
+use crate::stage::kind::Role;
 use crate::stage::{RunSettings, SinkReport};
 
 /// Runs a validated plan to completion.
@@ -47,6 +52,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Overwrite what a previous, different run left in the output folders.
     pub force: bool,
+    /// Check every file of a finished output against its SHA-256 before calling it up to date.
+    pub verify: bool,
 }
 
 /// Per-stage line of the run summary.
@@ -82,17 +89,64 @@ pub struct RunReport {
     pub sinks: Vec<SinkReport>,
 }
 
-/// Hash of everything that decides a run's output: the resolved pipeline, its seed, the shard,
-/// the batch size, the sources' input files and, when the plan has a model stage, the
-/// numerics (device and precision).
-pub fn fingerprint(plan: &Plan, settings: &RunSettings, inputs: &[String]) -> String {
+/// What a run reads besides its configuration, each as a content identity (see
+/// [`crate::io::identity`]).
+#[derive(Debug, Clone, Default)]
+pub struct RunReads {
+    /// Each source's input files, in plan order.
+    pub inputs: Vec<String>,
+    /// Each model file or folder a stage loads, in plan order.
+    pub models: Vec<ModelRead>,
+}
+
+/// One model a stage loads.
+#[derive(Debug, Clone)]
+pub struct ModelRead {
+    /// The stage id.
+    pub stage: String,
+    /// The path the stage was given (or resolved, for an asset).
+    pub path: PathBuf,
+    /// Its content identity.
+    pub identity: String,
+}
+
+impl RunReads {
+    /// Adds the identities of the models `stage` loads, hashing large files through `cache`.
+    pub fn add_models(&mut self, stage: &str, paths: &[PathBuf], cache: &HashCache) -> Result<()> {
+        for path in paths {
+            let identity =
+                model_identity(path, cache).map_err(|e| e.context(format!("stage `{stage}`")))?;
+            self.models.push(ModelRead {
+                stage: stage.to_string(),
+                path: path.clone(),
+                identity,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The two hashes that identify a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// The configuration alone: resolved pipeline (paths normalised), seed, shard, batch size,
+    /// numerics and tool version.
+    pub config: String,
+    /// The configuration and the content of everything the run reads.
+    pub run: String,
+}
+
+/// Hash of everything that decides a run's output: the resolved pipeline (its input, output and
+/// model paths normalised, so `./x` and `x` are one configuration), its seed, the shard, the
+/// batch size, when the plan has a model stage the numerics (device and precision), and what
+/// the run reads (`reads`: input files, model files).
+pub fn fingerprint(plan: &Plan, settings: &RunSettings, reads: &RunReads) -> Fingerprint {
     let doc = serde_json::json!({
         "tool": env!("CARGO_PKG_VERSION"),
-        "config": plan.config,
+        "config": normalised_config(plan, &reads.models),
         "seed": plan.seed,
         "shard": settings.shard,
         "batch_size": settings.batch_size,
-        "inputs": inputs,
         // Model stages compute differently on a GPU or at another precision.
         "numerics": plan
             .stages
@@ -100,6 +154,57 @@ pub fn fingerprint(plan: &Plan, settings: &RunSettings, inputs: &[String]) -> St
             .any(|s| s.kind.needs().models)
             .then(|| settings.placement.numerics()),
     });
+    let config = short_hash(&doc);
+    let models: Vec<Value> = reads
+        .models
+        .iter()
+        .map(|m| serde_json::json!({ "stage": m.stage, "content": m.identity }))
+        .collect();
+    let run = short_hash(&serde_json::json!({
+        "config": config,
+        "inputs": reads.inputs,
+        "models": models,
+    }));
+    Fingerprint { config, run }
+}
+
+/// The first 16 bytes of the SHA-256 of a JSON document, in hex.
+fn short_hash(doc: &Value) -> String {
     let digest = Sha256::digest(doc.to_string().as_bytes());
     hex::encode(&digest[..16])
+}
+
+/// The resolved pipeline with the paths it names normalised: sources' and sinks' `path`, and
+/// every value that is the path of a model a stage reported loading.
+fn normalised_config(plan: &Plan, models: &[ModelRead]) -> Value {
+    let mut config = plan.config.clone();
+    for st in &plan.stages {
+        let Some(table) = config
+            .get_mut("stages")
+            .and_then(|s| s.get_mut(&st.id))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let io = matches!(st.kind.role(), Role::Source | Role::Sink);
+        let model_paths: Vec<&Path> = models
+            .iter()
+            .filter(|m| m.stage == st.id)
+            .map(|m| m.path.as_path())
+            .collect();
+        for (key, value) in table.iter_mut() {
+            let is_path = |s: &str| (io && key == "path") || model_paths.contains(&Path::new(s));
+            normalise_strings(value, &is_path);
+        }
+    }
+    config
+}
+
+/// Normalises every string of `value` (or of an array) that `is_path` accepts.
+fn normalise_strings(value: &mut Value, is_path: &dyn Fn(&str) -> bool) {
+    match value {
+        Value::String(s) if is_path(s) => *s = normalise_path(s),
+        Value::Array(items) => items.iter_mut().for_each(|v| normalise_strings(v, is_path)),
+        _ => {}
+    }
 }

@@ -14,7 +14,10 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::batch::{Batch, Tally};
 use crate::error::{Error, Result};
-use crate::pipeline::executor::{fingerprint, Executor, RunOptions, RunReport, StageSummary};
+use crate::io::hash_cache::HashCache;
+use crate::pipeline::executor::{
+    fingerprint, Executor, RunOptions, RunReads, RunReport, StageSummary,
+};
 use crate::pipeline::plan::Plan;
 use crate::pipeline::stage_loop::{run_sink, run_source, run_transform, Failure};
 use crate::stage::kind::Built;
@@ -39,7 +42,7 @@ impl Executor for LocalExecutor {
         let started = Instant::now();
         let pool = worker_pool(settings.threads)?;
         let mut stages = take_stages(&mut plan);
-        let identity = run_identity(&plan, &settings, &stages, opts);
+        let identity = run_identity(&plan, &settings, &stages, opts)?;
         let start = start_sinks(&plan, &mut stages, &identity)?;
         let (busy, finished) = if start.all_done {
             (vec![Duration::ZERO; stages.len()], sinks_of(stages))
@@ -113,26 +116,36 @@ fn take_stages(plan: &mut Plan) -> Vec<Running> {
         .collect()
 }
 
-/// The run's identity: its fingerprint (with the sources' input files) and resolved config.
+/// The run's identity: its fingerprints (with the content of the sources' input files and of
+/// the models the stages load) and resolved config.
 fn run_identity(
     plan: &Plan,
     settings: &RunSettings,
     stages: &[Running],
     opts: &RunOptions,
-) -> RunIdentity {
-    let inputs: Vec<String> = stages
-        .iter()
-        .filter_map(|s| match s {
-            Running::Source(src) => Some(src.input_identity()),
-            _ => None,
-        })
-        .collect();
-    RunIdentity {
-        fingerprint: fingerprint(plan, settings, &inputs),
+) -> Result<RunIdentity> {
+    let cache = HashCache::in_cache_dir();
+    let mut reads = RunReads::default();
+    for (s, st) in stages.iter().zip(&plan.stages) {
+        let models = match s {
+            Running::Source(src) => {
+                reads.inputs.push(src.input_identity());
+                continue;
+            }
+            Running::Transform(t) => t.model_paths(),
+            Running::Sink(k) => k.model_paths(),
+        };
+        reads.add_models(&st.id, &models, &cache)?;
+    }
+    let fp = fingerprint(plan, settings, &reads);
+    Ok(RunIdentity {
+        fingerprint: fp.run,
+        config_fingerprint: fp.config,
         config: plan.config.clone(),
         pipeline: plan.name.clone(),
         force: opts.force,
-    }
+        verify: opts.verify,
+    })
 }
 
 /// Where the sinks said the run starts.

@@ -57,14 +57,22 @@ impl RunSettings {
 /// What a sink needs to know to decide whether to resume, skip, or refuse an output folder.
 #[derive(Debug, Clone)]
 pub struct RunIdentity {
-    /// Hash of everything that decides the output: resolved config, seed, shard, batch size, inputs.
+    /// Hash of everything that decides the output: resolved config, seed, shard, batch size,
+    /// and the content of the inputs and model files.
     pub fingerprint: String,
+    /// Hash of the configuration part alone (no file content): an output with the same
+    /// configuration but another fingerprint is stale (its inputs or models changed) and is
+    /// written again; one of another configuration is refused unless `--force`.
+    pub config_fingerprint: String,
     /// The resolved pipeline, recorded in the manifest.
     pub config: serde_json::Value,
     /// Name of the pipeline.
     pub pipeline: String,
     /// Overwrite whatever a previous run left (`--force`).
     pub force: bool,
+    /// Check every file of a finished output against its SHA-256 before calling it up to date
+    /// (`--verify`).
+    pub verify: bool,
 }
 
 /// Where a sink stands before the run starts.
@@ -209,6 +217,11 @@ pub trait Transform: Send {
     fn needs_every_batch(&self) -> bool {
         false
     }
+    /// The model files or folders the stage loaded (teacher, LM, Marian pair, ...): their
+    /// content enters the run fingerprint, so a retrained model makes the output stale.
+    fn model_paths(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
     /// Called once after the last batch.
     fn finish(&mut self, _out: &mut Emit, _cx: &mut StageContext) -> Result<()> {
         Ok(())
@@ -242,4 +255,9 @@ pub trait Sink: Send {
     fn write(&mut self, batch: Batch, cx: &mut StageContext) -> Result<()>;
     /// Commits everything and writes the manifest.
     fn finish(self: Box<Self>, cx: &mut StageContext) -> Result<SinkReport>;
+    /// The model files or folders the sink loads (`train`'s `init`), as for
+    /// [`Transform::model_paths`].
+    fn model_paths(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
 }

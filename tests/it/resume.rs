@@ -1,9 +1,10 @@
 //! Finished runs are no-ops; killed runs resume to exactly the uninterrupted output.
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, Int64Array, StringArray};
 
@@ -28,26 +29,86 @@ fn big_corpus(path: &Path, rows: usize) {
     );
 }
 
-fn swap_args<'a>(input: &'a str, output: &'a str) -> Vec<&'a str> {
-    vec![
-        "stage",
-        "perturb",
-        "--input",
-        input,
-        "--output",
-        output,
-        "--set",
+fn swap_args(input: &str, output: &Path) -> Vec<String> {
+    let sets = [
         "mode=swap",
-        "--set",
         "copies=2",
-        "--set",
         "keep_original=true",
-        "--set",
         "sink.rows_per_file=12000",
-        "--batch-size",
-        "500",
-        "--quiet",
-    ]
+    ];
+    let mut args = stage_args("perturb", input, output, &sets);
+    args.extend(["--batch-size".into(), "500".into()]);
+    args
+}
+
+/// Parts an unfinished run has committed: its journal entries in `_progress/`.
+fn committed_parts(out: &Path) -> usize {
+    std::fs::read_dir(out.join("_progress")).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("part-") && n.ends_with(".json")
+            })
+            .count()
+    })
+}
+
+/// Runs `retort args` and SIGKILLs it once `out` holds `parts` committed parts, then asserts
+/// that the kill landed mid-run: the process was still running, SIGKILL ended it, and it left
+/// those parts but no manifest (readers still see only complete Parquet files).
+fn kill_after_parts(args: &[String], out: &Path, parts: usize) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_retort"))
+        .args(args)
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while committed_parts(out) < parts {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{args:?} ended ({status}) before committing {parts} parts: no kill mid-run");
+        }
+        assert!(Instant::now() < deadline, "{args:?}: no progress");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{args:?} finished before it could be killed after {parts} parts"
+    );
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "{args:?}: {status}");
+    assert!(committed_parts(out) >= parts);
+    assert!(
+        !out.join("_SUCCESS.json").exists(),
+        "{args:?}: a killed run left a manifest"
+    );
+    let _ = read_rows(out);
+}
+
+/// Runs `args` into `out`, SIGKILLed once after each count of committed parts in `kills`
+/// (each count above the last, so every resumed run made progress before its kill), then to
+/// the end; asserts the rows equal an uninterrupted run's, and returns them.
+fn killed_and_resumed(args: &[String], out: &Path, kills: &[usize]) -> Vec<Row> {
+    let clean = out.with_extension("clean");
+    let clean_args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace(out.to_str().unwrap(), clean.to_str().unwrap()))
+        .collect();
+    ok_owned(&clean_args);
+    let expected = read_rows(&clean);
+    assert!(!expected.is_empty());
+    for &parts in kills {
+        kill_after_parts(args, out, parts);
+    }
+    ok_owned(args);
+    let rows = read_rows(out);
+    assert_eq!(
+        rows, expected,
+        "{args:?}: resumed output differs from an uninterrupted run"
+    );
+    rows
 }
 
 #[test]
@@ -57,60 +118,32 @@ fn killed_runs_resume_without_duplicates_and_reruns_are_no_ops() {
     big_corpus(&input, 60_000);
     let input = input.to_str().unwrap().to_string();
 
-    let clean = tmp.path().join("clean");
-    ok(&swap_args(&input, clean.to_str().unwrap()));
-    let expected = read_rows(&clean);
+    // 180,000 rows in 15 parts: killed after the 2nd, 6th and 10th.
+    let out = tmp.path().join("killed");
+    let args = swap_args(&input, &out);
+    let rows = killed_and_resumed(&args, &out, &[2, 6, 10]);
+    let m = manifest(&out);
     // Two copies and the original of each row, less the copies that repeat an earlier one.
-    let t = &manifest(&clean)["stages"]["perturb"];
+    let t = &m["stages"]["perturb"];
     let dropped =
         t["copies_duplicate"].as_u64().unwrap_or(0) + t["copies_skipped"].as_u64().unwrap();
-    assert_eq!(expected.len() as u64, 180_000 - dropped, "{t}");
-    assert!(expected.len() > 170_000, "{t}");
-
-    // Kill at several moments, resuming each time, then finish.
-    let out = tmp.path().join("killed");
-    let out_s = out.to_str().unwrap().to_string();
-    let mut killed_mid_run = 0;
-    for delay_ms in [150u64, 400, 700, 1000, 1500] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_retort"))
-            .args(swap_args(&input, &out_s))
-            .current_dir(root())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            killed_mid_run += 1;
-        }
-        child.wait().unwrap();
-        // Readers never see a partial file: every visible part is complete Parquet.
-        if out.exists() {
-            let _ = read_rows(&out);
-        }
-    }
-    ok(&swap_args(&input, &out_s));
-    assert_eq!(
-        read_rows(&out),
-        expected,
-        "resumed output differs from an uninterrupted run"
-    );
-    let m = manifest(&out);
-    assert_eq!(m["rows"], expected.len() as u64);
+    assert_eq!(rows.len() as u64, 180_000 - dropped, "{t}");
+    assert!(rows.len() > 170_000, "{t}");
+    assert_eq!(m["rows"], rows.len() as u64);
     assert_eq!(m["stages"]["input"]["rows_in"], 60_000, "{m}");
     assert_eq!(m["stages"]["perturb"]["rows_in"], 60_000, "{m}");
-    eprintln!("killed mid-run {killed_mid_run} times");
 
     // A rerun of a finished run does nothing.
     let before = std::fs::metadata(out.join("_SUCCESS.json"))
         .unwrap()
         .modified()
         .unwrap();
-    let o = retort(
-        &swap_args(&input, &out_s)
-            .into_iter()
-            .filter(|a| *a != "--quiet")
-            .collect::<Vec<_>>(),
-    );
+    let loud: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--quiet")
+        .collect();
+    let o = retort(&loud);
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("up to date"));
     let after = std::fs::metadata(out.join("_SUCCESS.json"))
@@ -118,6 +151,54 @@ fn killed_runs_resume_without_duplicates_and_reruns_are_no_ops() {
         .modified()
         .unwrap();
     assert_eq!(before, after);
+}
+
+/// A model stage: `teacher` killed by SIGKILL mid-run resumes to the same soft labels.
+#[test]
+fn a_killed_teacher_run_resumes_to_the_same_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let teacher = train_tiny_teacher(&tmp.path().join("teacher"));
+    let input = tmp.path().join("big.parquet");
+    big_corpus(&input, 12_000);
+    let out = tmp.path().join("killed");
+    let model = format!("model=\"{teacher}\"");
+    let mut args = stage_args(
+        "teacher",
+        input.to_str().unwrap(),
+        &out,
+        &[&model, "sink.rows_per_file=1000"],
+    );
+    args.extend(["--batch-size".into(), "250".into()]);
+    // 12 parts: killed after the 2nd and the 7th.
+    let rows = killed_and_resumed(&args, &out, &[2, 7]);
+    assert_eq!(rows.len(), 12_000);
+    assert_eq!(manifest(&out)["stages"]["teacher"]["rows_in"], 12_000);
+}
+
+/// `generate` killed by SIGKILL mid-run (its input rows committed, its new texts not yet)
+/// resumes to the same rows, new texts included.
+#[test]
+fn a_killed_generate_run_resumes_to_the_same_rows() {
+    if !available(Dep::SmolLm2) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let input = small_fixture(&tmp.path().join("small.parquet"), 24);
+    let out = tmp.path().join("killed");
+    let mut args = stage_args(
+        "generate",
+        &input,
+        &out,
+        &["prompts=4", "max_new_tokens=12", "sink.rows_per_file=4"],
+    );
+    args.extend(["--batch-size".into(), "4".into()]);
+    let rows = killed_and_resumed(&args, &out, &[1, 3]);
+    assert_eq!(rows.iter().filter(|r| r.op == "orig").count(), 24);
+    let m = manifest(&out);
+    let pseudo = m["stages"]["generate"]["rows_out"]["pseudo"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(rows.len() as u64, 24 + pseudo, "{m}");
 }
 
 #[test]
@@ -262,19 +343,35 @@ fn a_damaged_finished_folder_is_not_up_to_date() {
 }
 
 /// An input rewritten with other content at the same size is another input: the finished
-/// output is not called up to date.
+/// output is not called up to date, and (same configuration) is written again from it.
 #[test]
 fn a_rewritten_input_of_the_same_size_is_not_up_to_date() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in.parquet");
     std::fs::copy(fixture(), &input).unwrap();
     let out = tmp.path().join("out");
-    let args = stage_args("perturb", input.to_str().unwrap(), &out, &["mode=\"swap\""]);
+    let mut args = stage_args("perturb", input.to_str().unwrap(), &out, &["mode=\"swap\""]);
+    args.retain(|a| a != "--quiet");
     ok_owned(&args);
+    let before = std::fs::metadata(out.join("_SUCCESS.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     // Same bytes, written again: a new modification time, as a rewrite would have.
     std::fs::write(&input, std::fs::read(fixture()).unwrap()).unwrap();
     let args_ref: Vec<&str> = args.iter().map(String::as_str).collect();
-    let err = fails(&args_ref, 1);
-    assert!(err.contains("another configuration"), "{err}");
+    let o = retort(&args_ref);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.contains("up to date"), "{stderr}");
+    assert!(
+        stderr.contains("changed since: writing it again"),
+        "{stderr}"
+    );
+    let after = std::fs::metadata(out.join("_SUCCESS.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_ne!(before, after, "the manifest must be written again");
 }

@@ -1,6 +1,7 @@
 //! `parquet_sink`: writes part files atomically, journals each commit, and writes the manifest
 //! `_SUCCESS.json` last. A crashed run resumes from the last committed part.
 
+mod existing;
 mod part_file;
 
 use std::collections::{BTreeMap, HashSet};
@@ -230,30 +231,6 @@ impl ParquetSink {
             .collect()
     }
 
-    /// Checks that every file a finished run's manifest lists is there with its size, before
-    /// the run is called up to date.
-    fn check_intact(&self, m: &Manifest) -> Result<()> {
-        for f in m.files.iter().chain(&m.rejects) {
-            let size = std::fs::metadata(self.dir.join(&f.path)).map(|m| m.len());
-            let problem = match size {
-                Err(_) => "is missing".to_string(),
-                Ok(n) if n != f.bytes => format!("has {n} bytes"),
-                Ok(_) => continue,
-            };
-            return Err(self.refuse(&format!(
-                "holds a finished run whose files changed since: `{}` {problem}, the manifest says {} bytes",
-                f.path, f.bytes
-            )));
-        }
-        Ok(())
-    }
-
-    fn refuse(&self, what: &str) -> Error {
-        Error::user(format!("output folder `{}` {what}", self.dir.display())).with_hint(
-            "choose another output folder, delete this one, or pass `--force` to overwrite it",
-        )
-    }
-
     fn writer_props(&self) -> Result<WriterProperties> {
         let compression = match self.cfg.compression {
             Compression::Zstd => PqCompression::ZSTD(ZstdLevel::try_new(self.cfg.zstd_level)?),
@@ -262,6 +239,8 @@ impl ParquetSink {
             Compression::None => PqCompression::UNCOMPRESSED,
         };
         let id = self.identity.as_ref();
+        // Nothing run-specific (no fingerprint, no output path): identical runs into two
+        // folders write byte-identical parts. The fingerprint is in the journal and manifest.
         let kv = vec![
             KeyValue::new(
                 "retort.version".into(),
@@ -270,10 +249,6 @@ impl ParquetSink {
             KeyValue::new(
                 "retort.pipeline".into(),
                 id.map(|i| i.pipeline.clone()).unwrap_or_default(),
-            ),
-            KeyValue::new(
-                "retort.fingerprint".into(),
-                id.map(|i| i.fingerprint.clone()).unwrap_or_default(),
             ),
             KeyValue::new("retort.seed".into(), self.settings.seed.to_string()),
         ];
@@ -339,6 +314,11 @@ impl ParquetSink {
                 .as_ref()
                 .map(|i| i.fingerprint.clone())
                 .unwrap_or_default(),
+            config_fingerprint: self
+                .identity
+                .as_ref()
+                .map(|i| i.config_fingerprint.clone())
+                .unwrap_or_default(),
             file: name.clone(),
             rows: part.rows,
             bytes,
@@ -388,6 +368,7 @@ impl ParquetSink {
             version: env!("CARGO_PKG_VERSION").into(),
             pipeline: id.map(|i| i.pipeline.clone()).unwrap_or_default(),
             fingerprint: id.map(|i| i.fingerprint.clone()).unwrap_or_default(),
+            config_fingerprint: id.map(|i| i.config_fingerprint.clone()).unwrap_or_default(),
             seed: self.settings.seed,
             shard: self.settings.shard.map(|(i, n)| [i + 1, n]),
             rows: self.committed.iter().map(|p| p.rows).sum(),
@@ -427,54 +408,23 @@ impl Sink for ParquetSink {
         })?;
         // Before anything in the folder is read or removed: no other writer is in it.
         self.lock = Some(OutputLock::acquire(&self.dir, &self.lock_name())?);
-        let manifest_path = self.dir.join(&self.manifest_name);
-        if manifest_path.exists() {
-            let m: Manifest = read_json(&manifest_path)?;
-            if m.fingerprint == run.fingerprint && !run.force {
-                self.check_intact(&m)?;
-                self.done = true;
-                return Ok(SinkStart::Done);
-            }
-            if !run.force {
-                return Err(self.refuse(&format!(
-                    "already holds a finished run of another configuration (`{}` has fingerprint {}, this run has {})",
-                    self.manifest_name, m.fingerprint, run.fingerprint
-                )));
-            }
+        if self.finished_is_current(run)? {
+            self.done = true;
+            return Ok(SinkStart::Done);
         }
         if run.force {
             self.remove_ours(&HashSet::new())?;
         }
-        // Committed parts of an interrupted attempt.
-        let mut records: Vec<PartRecord> = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(self.progress_dir()) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let ours = name.starts_with(&self.prefix)
-                    && name.contains("part-")
-                    && name.ends_with(".json")
-                    && !name.starts_with(TMP_PREFIX)
-                    && (!self.prefix.is_empty() || !name.starts_with("shard-"));
-                if ours {
-                    records.push(read_json(&e.path())?);
-                }
-            }
-        }
-        records.sort_by_key(|r| r.index);
-        if let Some(r) = records.iter().find(|r| r.fingerprint != run.fingerprint) {
-            return Err(self.refuse(&format!(
-                "holds an unfinished run of another configuration (part {} has fingerprint {}, this run has {})",
-                r.index, r.fingerprint, run.fingerprint
-            )));
-        }
+        // Committed parts of an interrupted attempt (none when it read other inputs or models).
+        let records = self.journalled_parts(run)?;
         // Keep the longest prefix of parts whose files are intact.
         let mut keep = HashSet::new();
         let mut next_seq = 0;
         for (i, r) in records.into_iter().enumerate() {
-            let size = std::fs::metadata(self.dir.join(&r.file))
-                .map(|m| m.len())
-                .ok();
-            if r.index as usize != i || r.seq_first != next_seq || size != Some(r.bytes) {
+            if r.index as usize != i
+                || r.seq_first != next_seq
+                || !self.part_is_intact(&r, run.verify)
+            {
                 break;
             }
             next_seq = r.seq_last + 1;

@@ -64,6 +64,8 @@ impl Write for HashingFile {
 pub struct PartWriter {
     writer: Option<ArrowWriter<HashingFile>>,
     tmp: PathBuf,
+    /// Set once the file has its final name; until then dropping removes it.
+    committed: bool,
 }
 
 impl PartWriter {
@@ -82,7 +84,11 @@ impl PartWriter {
             bytes: 0,
         };
         // From here on, dropping `part` removes the temporary file.
-        let mut part = PartWriter { writer: None, tmp };
+        let mut part = PartWriter {
+            writer: None,
+            tmp,
+            committed: false,
+        };
         part.writer = Some(ArrowWriter::try_new(inner, schema.clone(), Some(props))?);
         Ok(part)
     }
@@ -119,14 +125,16 @@ impl PartWriter {
         file.sync_all()
             .map_err(|e| io_error("cannot sync part", e))?;
         fs_err::rename(&self.tmp, dir.join(name)).map_err(|e| io_error("cannot commit part", e))?;
+        self.committed = true;
         Ok((bytes, hex::encode(hasher.finalize())))
     }
 }
 
 impl Drop for PartWriter {
     fn drop(&mut self) {
-        // Not committed: the run failed. Leave no temporary file behind.
-        if self.writer.take().is_some() {
+        // Not committed (the run failed, perhaps while finishing the file on a full disk):
+        // leave no temporary file behind.
+        if !self.committed {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
@@ -142,8 +150,7 @@ pub fn relative(dir: &Path, root: &Path, name: &str) -> String {
 
 /// SHA-256 of a whole file, as hex.
 pub fn file_sha256(path: &Path) -> Result<String> {
-    let bytes = fs_err::read(path).map_err(|e| io_error("cannot read", e))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+    crate::io::hash_cache::sha256_of_file(path)
 }
 
 /// The schema of `_rejects/` files.
@@ -208,6 +215,23 @@ mod tests {
         assert_ne!(a.tmp, b.tmp);
         // O_EXCL: an existing file is never opened for writing again.
         assert!(create_new(&a.tmp).is_err());
+    }
+
+    #[test]
+    fn a_commit_that_fails_removes_its_temporary_file() {
+        // As on a full disk, where finishing or syncing the file fails: here the rename does.
+        let dir = tempfile::tempdir().unwrap();
+        let props = WriterProperties::builder().build();
+        let mut part =
+            PartWriter::create(dir.path(), "a.parquet", &rejects_schema(), props).unwrap();
+        part.write(&batch()).unwrap();
+        let tmp = part.tmp.clone();
+        let missing = dir.path().join("no-such-folder");
+        assert!(part.commit(&missing, "a.parquet").is_err());
+        assert!(
+            !tmp.exists(),
+            "the failed part's temporary file is left behind"
+        );
     }
 
     #[test]
