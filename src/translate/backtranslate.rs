@@ -2,27 +2,27 @@
 //! back (copy `i` through pivot `i`), with a real translation engine.
 //!
 //! Engine `apertium` (rule-based; Debian `apertium` + `apertium-eng-spa`/`apertium-eng-cat`):
-//! the batch's texts are written one per line, each ending in punctuation (Apertium otherwise
-//! moves words between lines), in chunks of `lines_per_call` lines, `processes` chunks at a
-//! time. A call whose output has another number of lines, or that fails, is retried line by
-//! line; a row that still fails goes to the rejects with the reason.
+//! the batch's texts are written one per line (Unicode NFC, each ending in a sentence mark),
+//! in chunks of `lines_per_call` lines, `processes` chunks at a time (`translate::lines`). A
+//! call whose output has another number of lines, or that fails, is retried line by line; a
+//! row that still fails goes to the rejects with the reason.
 //!
 //! Engine `marian` (MarianMT in candle, see `translate::marian` and docs/MARIAN.md): each
 //! copy is the text translated by `forward_model` into the pivot and back by `backward_model`.
 //! With `decoding = "sample"` (the default, temperature 0.9: UDA found sampling better than
 //! beam for back-translation) copy `i` is sampled with generators seeded from the row's copy
 //! seed, so copies differ and the output depends on nothing but the seed, the row id and the
-//! models (not on `--threads`, `--batch-size`, `batch_size` or sharding). `greedy` and `beam`
-//! would make identical copies, so they take `copies = 1` only.
+//! models. `greedy` and `beam` would make identical copies, so they take `copies = 1` only.
 //!
-//! Apertium determinism: the output does not depend on `processes` or `--threads`. Apertium's
-//! translation of a line can depend on the lines before it in the same call (measured on
-//! SST-2: 1 to 3 lines in 200 change when the same text is cut into calls differently, even
-//! with blank lines between texts), so the output is reproducible for the same
-//! `lines_per_call` and `--batch-size` (a call never spans two batches), and can differ in a
-//! few words when those change.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! Determinism: with either engine a row's copies depend on the row alone, not on
+//! `--threads`, `--batch-size`, `lines_per_call`, `processes`, `batch_size` or sharding. For
+//! Apertium that needs each line translated as if it were alone, which `translate::lines`
+//! arranges for the `spa` and `cat` pivots (it explains why Apertium otherwise carries state
+//! from line to line). With another pivot a row's translation can still depend on the rows
+//! before it in the same call.
+//!
+//! A copy that is empty, equals the text or equals an earlier copy of the row is dropped and
+//! counted (`translate::copies`).
 
 use arrow::array::{Array, StringArray};
 use arrow::datatypes::SchemaRef;
@@ -30,13 +30,14 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::augment::adapter::{augment_keys, parse_augment, write_rows, CopyOptions, RowResult};
-use crate::augment::Augmentation;
 use crate::batch::{col, Batch};
 use crate::error::{Error, Result};
 use crate::seed;
 use crate::stage::kind::{BuildContext, Built, Kind, Needs, Role};
 use crate::stage::{Emit, StageContext, Transform};
 use crate::translate::apertium::Apertium;
+use crate::translate::copies::{Candidate, RowCopies};
+use crate::translate::lines::{from_line, to_line, translate_lines};
 use crate::translate::marian::{Decoding, Generation, MarianPair};
 use std::path::Path;
 
@@ -105,14 +106,16 @@ pub struct BacktranslateConfig {
     #[serde(default = "default_language")]
     pub language: String,
     /// Pivot languages; copy `i` goes through `pivots[i]` (Apertium is deterministic, so each
-    /// copy needs its own pivot): `spa` (Spanish), `cat` (Catalan).
+    /// copy needs its own pivot): `spa` (Spanish), `cat` (Catalan). With these two each row is
+    /// translated as if alone; with another pivot a row's translation can depend on the rows
+    /// before it in the same engine call (so on `lines_per_call` and `--batch-size`).
     #[serde(default = "default_pivots")]
     pub pivots: Vec<String>,
     /// Engine processes run at the same time (default: the run's `--threads`).
     #[serde(default)]
     pub processes: Option<usize>,
     /// Lines per engine call (within a batch); larger calls spread the start-up cost (about
-    /// 0.1 s) further. Part of what makes output reproducible: see the stage docs.
+    /// 0.2 s a call) further. Does not change the output (pivots `spa` and `cat`).
     #[serde(default = "default_lines")]
     pub lines_per_call: usize,
     /// The Apertium program.
@@ -260,6 +263,19 @@ pub struct Backtranslate {
     stage_seed: u64,
 }
 
+/// The run's device for the Marian models, which run in f32 only (see [`crate::translate::marian`]):
+/// an explicit `--precision` other than f32 is refused.
+fn marian_compute(cx: &BuildContext<'_>) -> Result<crate::models::device::Compute> {
+    let compute = cx.settings.compute()?;
+    compute
+        .check_runs_in(
+            candle_core::DType::F32,
+            "Marian back-translation (it runs in f32)",
+        )
+        .map_err(|e| e.context(format!("stage `{}`", cx.stage)))?;
+    Ok(compute)
+}
+
 impl Backtranslate {
     /// Checks that the engine and every language pair are installed.
     pub fn new(opts: CopyOptions, cfg: BacktranslateConfig, cx: &BuildContext<'_>) -> Result<Self> {
@@ -271,7 +287,7 @@ impl Backtranslate {
                 MarianPair::load(
                     Path::new(cfg.forward_model.as_deref().unwrap_or_default()),
                     Path::new(cfg.backward_model.as_deref().unwrap_or_default()),
-                    &cx.settings.compute()?.device,
+                    &marian_compute(cx)?.device,
                 )
                 .map_err(|e| e.context(format!("stage `{}`", cx.stage)))?,
             ),
@@ -296,116 +312,6 @@ impl Backtranslate {
             stage_seed: cx.stage_seed(),
         })
     }
-}
-
-/// One text as a line for the engine: line breaks become spaces, and a final punctuation mark
-/// is added when there is none. Returns the line and whether a mark was added.
-pub fn to_line(text: &str) -> (String, bool) {
-    let one: String = text
-        .split(['\n', '\r', '\u{2028}', '\u{2029}', '\u{0}'])
-        .collect::<Vec<_>>()
-        .join(" ");
-    let trimmed = one.trim_end();
-    let ends = trimmed
-        .chars()
-        .last()
-        .is_some_and(|c| matches!(c, '.' | '!' | '?' | '…' | ';' | ':' | '"' | '\'' | ')'));
-    if ends {
-        (trimmed.to_string(), false)
-    } else {
-        (format!("{trimmed} ."), true)
-    }
-}
-
-/// Cleans an engine output line: drops the mark [`to_line`] added, collapses runs of spaces,
-/// and keeps the source's lower-case first letter (Apertium capitalises sentences).
-pub fn from_line(out: &str, source: &str, added_mark: bool) -> String {
-    let mut s = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    if added_mark {
-        if let Some(stripped) = s.strip_suffix('.') {
-            s = stripped.trim_end().to_string();
-        }
-    }
-    let src_first = source.trim_start().chars().next();
-    if src_first.is_some_and(|c| c.is_lowercase()) {
-        let mut chars = s.chars();
-        if let Some(f) = chars.next() {
-            if f.is_uppercase() {
-                s = f.to_lowercase().chain(chars).collect();
-            }
-        }
-    }
-    s
-}
-
-/// Round trip of one chunk: `lang → pivot → lang`. `Err` when a call fails or the line
-/// count changes.
-fn round_trip(
-    engine: &Apertium,
-    lang: &str,
-    pivot: &str,
-    lines: &[String],
-) -> std::result::Result<Vec<String>, String> {
-    let mut input = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-    for l in lines {
-        input.push_str(l);
-        input.push('\n');
-    }
-    let there = engine.translate(&format!("{lang}-{pivot}"), &input)?;
-    let n = there.lines().count();
-    if n != lines.len() {
-        return Err(format!(
-            "`{lang}-{pivot}` returned {n} lines for {}",
-            lines.len()
-        ));
-    }
-    let back = engine.translate(&format!("{pivot}-{lang}"), &there)?;
-    let out: Vec<String> = back.lines().map(str::to_string).collect();
-    if out.len() != lines.len() {
-        return Err(format!(
-            "`{pivot}-{lang}` returned {} lines for {}",
-            out.len(),
-            lines.len()
-        ));
-    }
-    Ok(out)
-}
-
-/// Round trips every line through `pivot` with `processes` engine calls at a time; a chunk
-/// that fails is retried line by line. Each line gets its translation or the reason it failed.
-pub fn translate_lines(
-    engine: &Apertium,
-    lang: &str,
-    pivot: &str,
-    lines: &[String],
-    lines_per_call: usize,
-    processes: usize,
-) -> Vec<std::result::Result<String, String>> {
-    let chunks: Vec<&[String]> = lines.chunks(lines_per_call.max(1)).collect();
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<Option<Vec<std::result::Result<String, String>>>> =
-        (0..chunks.len()).map(|_| None).collect();
-    let done = std::sync::Mutex::new(&mut results);
-    std::thread::scope(|s| {
-        for _ in 0..processes.min(chunks.len()).max(1) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(chunk) = chunks.get(i) else { break };
-                let r = match round_trip(engine, lang, pivot, chunk) {
-                    Ok(out) => out.into_iter().map(Ok).collect(),
-                    Err(_) => chunk
-                        .iter()
-                        .map(|l| {
-                            round_trip(engine, lang, pivot, std::slice::from_ref(l))
-                                .map(|mut v| v.remove(0))
-                        })
-                        .collect(),
-                };
-                done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
-            });
-        }
-    });
-    results.into_iter().flatten().flatten().collect()
 }
 
 impl Backtranslate {
@@ -460,37 +366,88 @@ impl Backtranslate {
         let mut results: Vec<Option<RowResult>> = (0..n).map(|_| None).collect();
         let mut outputs = outputs.into_iter().zip(seeds);
         for &i in valid {
-            let source = text.value(i).trim();
-            let (mut made, mut skipped, mut errors) = (Vec::new(), 0, Vec::new());
-            for (out, s) in outputs.by_ref().take(copies as usize) {
-                match out {
-                    Ok(t) if t.is_empty() || t == source => skipped += 1,
-                    Ok(t) => made.push((
-                        Augmentation {
-                            text: t,
-                            op: "backtranslate",
-                            params: params.clone(),
-                        },
-                        s,
-                    )),
-                    Err(e) => errors.push(e),
-                }
-            }
-            let failure = (!errors.is_empty() && made.is_empty())
-                .then(|| ("backtranslate_failed", errors.join("; ")));
-            skipped += errors.len() as u32;
-            results[i] = Some(RowResult {
-                copies: made,
-                skipped,
-                failure,
-                no_copy: None,
+            let candidates = outputs
+                .by_ref()
+                .take(copies as usize)
+                .enumerate()
+                .map(|(c, (translated, seed))| Candidate {
+                    text: translated,
+                    params: params.clone(),
+                    seed,
+                    label: format!("copy {c}"),
+                })
+                .collect::<Vec<_>>();
+            results[i] = Some(RowCopies::new(text.value(i), candidates).into_result());
+        }
+        results
+    }
+
+    /// Row results of the `apertium` engine: copy `c` of a row is its round trip through
+    /// `pivots[c]`.
+    fn apertium_rows(
+        &self,
+        text: &StringArray,
+        ids: &StringArray,
+        valid: &[usize],
+        n: usize,
+    ) -> Vec<Option<RowResult>> {
+        let prepared: Vec<(String, bool)> = valid.iter().map(|&i| to_line(text.value(i))).collect();
+        let lines: Vec<String> = prepared.iter().map(|p| p.0.clone()).collect();
+        let pivots: Vec<&String> = self
+            .cfg
+            .pivots
+            .iter()
+            .take(self.opts.copies as usize)
+            .collect();
+        let per_pivot: Vec<_> = pivots
+            .iter()
+            .map(|pivot| {
+                translate_lines(
+                    &self.engine,
+                    &self.cfg.language,
+                    pivot,
+                    &lines,
+                    self.cfg.lines_per_call,
+                    self.processes,
+                )
+            })
+            .collect();
+        let mut results: Vec<Option<RowResult>> = (0..n).map(|_| None).collect();
+        for (k, &i) in valid.iter().enumerate() {
+            let source = text.value(i);
+            let row_seed = seed::row_seed(self.stage_seed, ids.value(i));
+            let candidates = pivots.iter().enumerate().map(|(c, pivot)| Candidate {
+                text: per_pivot[c][k]
+                    .as_ref()
+                    .map(|raw| from_line(raw, source, prepared[k].1))
+                    .map_err(Clone::clone),
+                params: serde_json::json!({
+                    "engine": "apertium",
+                    "pivot": pivot,
+                    "language": self.cfg.language,
+                })
+                .to_string(),
+                seed: seed::copy_seed(row_seed, c as u32),
+                label: format!("pivot `{pivot}`"),
             });
+            results[i] = Some(RowCopies::new(source, candidates).into_result());
         }
         results
     }
 }
 
 impl Transform for Backtranslate {
+    fn model_paths(&self) -> Vec<std::path::PathBuf> {
+        match self.marian {
+            Some(_) => [&self.cfg.forward_model, &self.cfg.backward_model]
+                .into_iter()
+                .flatten()
+                .map(std::path::PathBuf::from)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
         crate::augment::adapter::check_augment_input(input)
     }
@@ -512,98 +469,7 @@ impl Transform for Backtranslate {
             let results = self.marian_rows(pair, text, ids, &valid, n, cx);
             return write_rows(data, results, &self.opts, &self.stage, out, cx);
         }
-        let prepared: Vec<(String, bool)> = valid.iter().map(|&i| to_line(text.value(i))).collect();
-        let lines: Vec<String> = prepared.iter().map(|p| p.0.clone()).collect();
-        let mut per_pivot = Vec::new();
-        for pivot in self.cfg.pivots.iter().take(self.opts.copies as usize) {
-            per_pivot.push(translate_lines(
-                &self.engine,
-                &self.cfg.language,
-                pivot,
-                &lines,
-                self.cfg.lines_per_call,
-                self.processes,
-            ));
-        }
-        let mut results: Vec<Option<RowResult>> = (0..n).map(|_| None).collect();
-        for (k, &i) in valid.iter().enumerate() {
-            let source = text.value(i);
-            let row_seed = seed::row_seed(self.stage_seed, ids.value(i));
-            let mut copies = Vec::new();
-            let mut skipped = 0;
-            let mut errors = Vec::new();
-            for (c, pivot) in self
-                .cfg
-                .pivots
-                .iter()
-                .take(self.opts.copies as usize)
-                .enumerate()
-            {
-                match &per_pivot[c][k] {
-                    Ok(raw) => {
-                        let t = from_line(raw, source, prepared[k].1);
-                        if t.is_empty() || t == source.trim() {
-                            skipped += 1;
-                        } else {
-                            copies.push((
-                                Augmentation {
-                                    text: t,
-                                    op: "backtranslate",
-                                    params: serde_json::json!({
-                                        "engine": "apertium",
-                                        "pivot": pivot,
-                                        "language": self.cfg.language,
-                                    })
-                                    .to_string(),
-                                },
-                                seed::copy_seed(row_seed, c as u32),
-                            ));
-                        }
-                    }
-                    Err(e) => errors.push(format!("pivot `{pivot}`: {e}")),
-                }
-            }
-            let failure = (!errors.is_empty() && copies.is_empty())
-                .then(|| ("backtranslate_failed", errors.join("; ")));
-            skipped += errors.len() as u32;
-            results[i] = Some(RowResult {
-                copies,
-                skipped,
-                failure,
-                no_copy: None,
-            });
-        }
+        let results = self.apertium_rows(text, ids, &valid, n);
         write_rows(data, results, &self.opts, &self.stage, out, cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{from_line, to_line};
-
-    #[test]
-    fn lines_get_one_line_and_final_punctuation() {
-        assert_eq!(to_line("Great film."), ("Great film.".into(), false));
-        assert_eq!(to_line("great film"), ("great film .".into(), true));
-        assert_eq!(
-            to_line("one\ntwo\r\nthree"),
-            ("one two  three .".into(), true)
-        );
-        assert_eq!(to_line("Really?  "), ("Really?".into(), false));
-        assert_eq!(to_line("ünïcödé 非常好"), ("ünïcödé 非常好 .".into(), true));
-    }
-
-    #[test]
-    fn outputs_are_cleaned_as_the_source_was_written() {
-        assert_eq!(
-            from_line("The  film was  great .", "the film", true),
-            "the film was great"
-        );
-        assert_eq!(
-            from_line("The film was great.", "The film.", false),
-            "The film was great."
-        );
-        assert_eq!(from_line("  ", "x", true), "");
-        assert_eq!(from_line("Él vino.", "él", true), "él vino");
     }
 }

@@ -5,19 +5,15 @@ use std::collections::HashSet;
 
 use crate::common::*;
 
-/// Whether `apertium` with English-Spanish is installed.
+/// Whether `apertium` with English-Spanish is installed (a skip is reported when not).
 pub fn apertium() -> bool {
-    let ok = std::process::Command::new("apertium")
-        .arg("-l")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("eng-spa"))
-        .unwrap_or(false);
-    if !ok {
-        eprintln!(
-            "skipped: Apertium with eng-spa is not installed (apt-get install -y apertium apertium-eng-spa)"
-        );
-    }
-    ok
+    available(Dep::Apertium("spa"))
+}
+
+/// Whether `apertium` has both directions between English and each of `pivots` (a missing one
+/// is reported as a skip).
+fn apertium_pairs(pivots: &[&'static str]) -> bool {
+    pivots.iter().all(|p| available(Dep::Apertium(p)))
 }
 
 fn words(s: &str) -> HashSet<String> {
@@ -50,20 +46,17 @@ fn apertium_round_trip_keeps_every_line_aligned() {
     };
     let prepared: Vec<(String, bool)> = lines
         .iter()
-        .map(|l| retort::translate::backtranslate::to_line(l))
+        .map(|l| retort::translate::lines::to_line(l))
         .collect();
     let input: Vec<String> = prepared.iter().map(|p| p.0.clone()).collect();
     // Small calls and two processes, so chunking and parallel order are exercised too.
-    let out =
-        retort::translate::backtranslate::translate_lines(&engine, "eng", "spa", &input, 16, 2);
+    let out = retort::translate::lines::translate_lines(&engine, "eng", "spa", &input, 16, 2);
     assert_eq!(out.len(), lines.len());
     let back: Vec<String> = out
         .into_iter()
         .zip(&lines)
         .zip(&prepared)
-        .map(|((o, src), p)| {
-            retort::translate::backtranslate::from_line(&o.expect("translated"), src, p.1)
-        })
+        .map(|((o, src), p)| retort::translate::lines::from_line(&o.expect("translated"), src, p.1))
         .collect();
     for (i, b) in back.iter().enumerate() {
         assert!(!b.is_empty(), "line {i} came back empty");
@@ -87,7 +80,7 @@ fn apertium_round_trip_keeps_every_line_aligned() {
 
 #[test]
 fn backtranslate_stage_writes_one_copy_per_pivot() {
-    if !apertium() {
+    if !apertium() || !available(Dep::Apertium("cat")) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -133,14 +126,130 @@ fn backtranslate_stage_writes_one_copy_per_pivot() {
     for pivot in ["spa", "cat"] {
         assert!(copies.iter().any(|c| c.op_params.contains(pivot)));
     }
-    // Same input and settings, same output, whatever the number of processes. (Apertium's
-    // output for a line can depend on the lines translated with it, so `lines_per_call` and
-    // the batch size are part of the settings; see the stage docs.)
+    // Same input and settings, same output, whatever the number of processes.
     let again = tmp.path().join("bt2");
     let sets = [sets.as_slice(), &["processes=1"]].concat();
     ok_owned(&stage_args("backtranslate", &fixture(), &again, &sets));
     let texts = |rows: &[Row]| rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
     assert_eq!(texts(&read_rows(&again)), texts(&rows));
+}
+
+/// The texts of `translate_texts.txt` (a decomposed "ï" written `\u0308` there) in a Parquet
+/// file; returns its path and the texts.
+fn texts_parquet(dir: &std::path::Path) -> (String, Vec<String>) {
+    let texts: Vec<String> = include_str!("translate_texts.txt")
+        .lines()
+        .map(|l| l.replace("\\u0308", "\u{0308}"))
+        .collect();
+    let path = dir.join("texts.parquet");
+    write_parquet(
+        &path,
+        vec![(
+            "text",
+            crate::common::texts(texts.iter().map(|t| Some(t.as_str()))),
+        )],
+        1000,
+    );
+    (path.to_str().unwrap().to_string(), texts)
+}
+
+/// Runs `backtranslate` through `spa` and `cat` on `input` into `out` with `extra` arguments.
+fn backtranslate_both(input: &str, out: &std::path::Path, extra: &[&str]) -> Vec<Row> {
+    let sets = [
+        "pivots=[\"spa\", \"cat\"]",
+        "copies=2",
+        "keep_original=true",
+    ];
+    let mut args = stage_args("backtranslate", input, out, &sets);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    ok_owned(&args);
+    read_rows(out)
+}
+
+#[test]
+fn apertium_rows_do_not_depend_on_batch_size_threads_or_call_size() {
+    if !apertium_pairs(&["spa", "cat"]) {
+        return;
+    }
+    // The texts hold words that change Apertium's tagger for the rest of a call ("drunk",
+    // "known", and English words that become Catalan "més", "titular", ...) and unknown words
+    // after them, and lines that end in a quote, a bracket or "…": before each line was
+    // translated as if alone, batch sizes 7 and 64 gave 4 different `spa` copies and 5
+    // different `cat` copies here.
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, texts) = texts_parquet(tmp.path());
+    let small = backtranslate_both(
+        &input,
+        &tmp.path().join("a"),
+        &["--batch-size", "7", "--threads", "1"],
+    );
+    let large = backtranslate_both(
+        &input,
+        &tmp.path().join("b"),
+        &[
+            "--batch-size",
+            "64",
+            "--threads",
+            "2",
+            "--set",
+            "lines_per_call=5",
+        ],
+    );
+    assert_eq!(small.len(), large.len(), "row counts differ");
+    for (a, b) in small.iter().zip(&large) {
+        assert_eq!(a, b);
+    }
+    let tally = |dir: &str| manifest(&tmp.path().join(dir))["stages"]["backtranslate"].clone();
+    assert_eq!(tally("a"), tally("b"));
+    // Every row has its original and its copies are all different from it and each other.
+    let originals: Vec<&Row> = small.iter().filter(|r| r.op == "orig").collect();
+    assert_eq!(originals.len(), texts.len());
+    for o in &originals {
+        let mut seen = vec![o.text.clone()];
+        for c in small.iter().filter(|c| c.parent_id.as_ref() == Some(&o.id)) {
+            assert!(!seen.contains(&c.text), "{:?} repeats a text of its row", c);
+            seen.push(c.text.clone());
+        }
+    }
+    let t = tally("a");
+    let copies = small.iter().filter(|r| r.op == "backtranslate").count() as u64;
+    // Copies equal to the text are skipped; copies equal to another pivot's are dropped.
+    let count = |key: &str| t[key].as_u64().unwrap_or(0);
+    assert_eq!(
+        copies + count("copies_skipped") + count("copies_duplicate"),
+        2 * texts.len() as u64,
+        "{t}"
+    );
+}
+
+#[test]
+fn decomposed_unicode_is_translated_as_one_letter() {
+    if !apertium_pairs(&["spa", "cat"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, _) = texts_parquet(tmp.path());
+    let rows = backtranslate_both(&input, &tmp.path().join("bt"), &[]);
+    let naive = rows
+        .iter()
+        .find(|r| r.op == "orig" && r.text.contains("nai\u{0308}ve"))
+        .expect("the decomposed row");
+    let copies: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.parent_id.as_ref() == Some(&naive.id))
+        .collect();
+    assert!(!copies.is_empty());
+    for c in copies {
+        // Read as "nai" + a mark + "ve", Apertium made "naïsees" (Spanish "ve" = "sees") and
+        // "naïcomes" (Catalan); now "naïve" comes back as "naïve" (Spanish) or "naive".
+        assert!(
+            c.text.contains("na\u{ef}ve") || c.text.contains("naive"),
+            "{c:?}"
+        );
+        for wrong in ["\u{0308}", "sees", "comes"] {
+            assert!(!c.text.contains(wrong), "{c:?}");
+        }
+    }
 }
 
 #[test]
