@@ -20,6 +20,7 @@
 //! - [`registry`]: the one list of stage kinds;
 //! - [`seed`]: per-stage, per-row and per-copy seeds;
 //! - [`stage`]: the source, transform and sink traits, and what a stage kind is ([`stage::kind`]);
+//! - [`testing`]: test support: the dependencies a test needs, and visible skips;
 //! - [`translate`]: back-translation with Apertium or MarianMT models.
 
 pub mod assets;
@@ -35,6 +36,7 @@ pub mod progress;
 pub mod registry;
 pub mod seed;
 pub mod stage;
+pub mod testing;
 pub mod translate;
 
 pub use error::{Error, Result};

@@ -1,11 +1,13 @@
 //! Commands that train or evaluate students: `train`, `eval`, `selfdistill` and `experiment`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use candle_core::DType;
 use clap::Args;
 
 use retort::distill::{self, train::TrainConfig};
-use retort::error::{Error, Result};
+use retort::error::{io_error, Error, Result};
+use retort::models::device::dtype_name;
 use retort::pipeline::spec;
 use retort::stage::kind;
 
@@ -16,11 +18,15 @@ use super::docs::keys_text;
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Training rows: a Parquet file, folder or glob (repeat to combine several).
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "help_keys")]
     data: Vec<String>,
     /// Output folder: `epoch-NN/` checkpoints, `final/`, `train_log.json`.
+    #[arg(long, required_unless_present = "help_keys")]
+    out: Option<PathBuf>,
+    /// Replace `final/` and `epoch-NN/` folders under `--out` that retort did not write
+    /// (without it they are refused; checkpoints retort wrote are always replaced).
     #[arg(long)]
-    out: PathBuf,
+    force: bool,
     /// Labelled rows to evaluate after every epoch.
     #[arg(long)]
     eval: Option<String>,
@@ -146,9 +152,16 @@ pub fn train(args: &TrainArgs) -> Result<i32> {
         print!("{}", keys_text(&kind::keys_of::<TrainConfig>()));
         return Ok(0);
     }
+    let out = args
+        .out
+        .as_deref()
+        .ok_or_else(|| Error::user("`retort train` needs `--out FOLDER`"))?;
     let mut cfg = train_config(&args.sets)?;
     cfg.placement = args.models.placement()?;
-    let device = cfg.placement.open()?.device;
+    let compute = cfg.placement.open()?;
+    compute.check_runs_in(DType::F32, "`train` (it trains in f32)")?;
+    clear_foreign_checkpoints(out, cfg.epochs, args.force)?;
+    let device = compute.device;
     let train_data = load_many(&args.data)?;
     let eval_data = args
         .eval
@@ -161,17 +174,61 @@ pub fn train(args: &TrainArgs) -> Result<i32> {
         &mut student,
         &train_data,
         eval_data.as_ref(),
-        &args.out,
+        out,
         !args.quiet,
     )?;
     println!("{}", train_summary(&report));
     Ok(0)
 }
 
+/// Checks, before any training, that the checkpoint folders `retort train` writes under `out`
+/// (`final`, `epoch-01` .. `epoch-NN`) replace nothing retort did not write; with `force`,
+/// removes those instead.
+fn clear_foreign_checkpoints(out: &Path, epochs: usize, force: bool) -> Result<()> {
+    let names = (1..=epochs)
+        .map(|e| format!("epoch-{e:02}"))
+        .chain(["final".to_string()]);
+    for folder in names.map(|n| out.join(n)) {
+        let Err(e) = retort::models::folder::check_replaceable(&folder) else {
+            continue;
+        };
+        if !force {
+            return Err(e.with_hint(
+                "move it away, choose another `--out`, or pass `--force` to replace it",
+            ));
+        }
+        let removed = if folder.is_dir() {
+            fs_err::remove_dir_all(&folder)
+        } else {
+            fs_err::remove_file(&folder)
+        };
+        removed.map_err(|e| io_error(format!("cannot remove `{}`", folder.display()), e))?;
+    }
+    Ok(())
+}
+
+/// Refuses an explicit `--precision` the student architecture cannot run its teachers in,
+/// before any generation is trained (students train in f32; their soft labels are inferred
+/// at the asked precision where the architecture can).
+fn check_student_precision(train: &TrainConfig) -> Result<()> {
+    let compute = train.placement.open()?;
+    let arch = train.student.arch();
+    let runs_in = arch.inference_dtype(compute.dtype);
+    compute.check_runs_in(
+        runs_in,
+        &format!(
+            "a `{}` student (it runs in {})",
+            arch.name(),
+            dtype_name(runs_in)
+        ),
+    )
+}
+
 /// Runs `retort selfdistill`: trains every generation and prints their table.
 pub fn selfdistill(args: SelfdistillArgs) -> Result<i32> {
     let mut train = train_config(&args.sets)?;
     train.placement = args.models.placement()?;
+    check_student_precision(&train)?;
     let cfg = distill::selfdistill::SelfDistillConfig {
         generations: args.generations,
         ensemble: args.ensemble,
@@ -221,6 +278,7 @@ fn experiment_config(
     sets.insert(2, ("keep_epochs".into(), "1".into()));
     let mut student = train_config(&sets)?;
     student.placement = args.models.placement()?;
+    check_student_precision(&student)?;
     distill::experiment::default_init(&mut student, !args.quiet);
     let rows = distill::data::load(&args.train, "text", "label", None)?
         .examples
@@ -239,12 +297,18 @@ fn experiment_config(
     Ok((cfg, rows))
 }
 
-/// Runs `retort eval MODEL`: prints the metrics as JSON and optionally writes them.
+/// Runs `retort eval MODEL`: prints the metrics as JSON and optionally writes them. The model
+/// runs at the `--precision` asked (f32: the training network; another dtype: its inference
+/// copy), and an explicit precision it cannot run in is refused.
 pub fn eval(args: &EvalArgs) -> Result<i32> {
-    let device = args.models.placement()?.open()?.device;
-    let m = retort::models::folder::Model::load(&args.model, &device)?;
+    let compute = args.models.placement()?.open()?;
+    let m = retort::models::folder::Model::load(&args.model, &compute.device)?;
     let ds = distill::data::load(&args.data, "text", "label", Some(&m.info.label_names))?;
-    let metrics = distill::train::evaluate(&m, &ds)?;
+    let metrics = if compute.dtype == DType::F32 {
+        distill::train::evaluate(&m, &ds)?
+    } else {
+        distill::train::evaluate_on(&m, &ds, &compute)?
+    };
     if let Some(out) = &args.out {
         retort::io::manifest::write_json_atomic(out, &metrics)?;
     }

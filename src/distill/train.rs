@@ -21,7 +21,9 @@ use crate::distill::data::Dataset;
 use crate::distill::loss::{self, LossWeights, Targets};
 use crate::distill::metrics::{self, Metrics};
 use crate::error::{Error, Result};
+use crate::models::device::Compute;
 use crate::models::folder::Model;
+use crate::models::infer::BatchLimits;
 use crate::models::model::StudentSpec;
 use crate::models::DropoutRng;
 use crate::seed;
@@ -424,6 +426,25 @@ fn save_checkpoint(
 
 /// Metrics of `model` on the labelled rows of `data`.
 pub fn evaluate(model: &Model, data: &Dataset) -> Result<Metrics> {
+    evaluate_with(model, data, |texts| model.logits(texts))
+}
+
+/// [`evaluate`] with the inference copy of `model` on `compute` (its device and dtype: what
+/// `retort eval --precision` asks; an explicit precision the model cannot run in is refused).
+pub fn evaluate_on(model: &Model, data: &Dataset, compute: &Compute) -> Result<Metrics> {
+    let predictor = model.predictor(compute)?;
+    let limits = BatchLimits::default_for(compute);
+    evaluate_with(model, data, |texts| {
+        Ok(predictor.logits(texts, limits, None)?.0)
+    })
+}
+
+/// Metrics of the logits `logits_of` gives for the labelled rows of `data`.
+fn evaluate_with(
+    model: &Model,
+    data: &Dataset,
+    logits_of: impl FnOnce(&[&str]) -> Result<Vec<Vec<f32>>>,
+) -> Result<Metrics> {
     if model.info.label_names != data.label_names {
         return Err(Error::user(format!(
             "the evaluation rows have classes {:?}, the model {:?}",
@@ -437,7 +458,7 @@ pub fn evaluate(model: &Model, data: &Dataset) -> Result<Metrics> {
     model.check_finite()?;
     let texts: Vec<&str> = labelled.iter().map(|e| e.text.as_str()).collect();
     let gold: Vec<usize> = labelled.iter().filter_map(|e| e.label).collect();
-    let logits = model.logits(&texts)?;
+    let logits = logits_of(&texts)?;
     Ok(metrics::compute(
         &logits,
         &gold,

@@ -461,6 +461,7 @@ mod tests {
             let half = Compute {
                 device: candle_core::Device::Cpu,
                 dtype: candle_core::DType::BF16,
+                precision: crate::models::device::Precision::Bf16,
             };
             let mut lm16 = CausalLm::load(tmp.path(), &half).unwrap();
             let rows16 = lm16.position_logits(&ids).unwrap();

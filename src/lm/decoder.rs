@@ -758,7 +758,20 @@ mod tests {
             .collect();
         let diff = max_diff(&stepped, &reference);
         eprintln!("SmolLM2 quantized, stepped: {len} positions, max |logit| {scale}, max difference {diff}");
-        assert!(diff < 1e-3, "quantized: {diff}");
+        // Bit-identical on some CPUs. On others the attention products (whose gemm kernel
+        // depends on the CPU and the cache length) differ in the last bit from candle's, and
+        // the 8-bit rounding of activations before each quantized product can turn that into
+        // a step of 1/127: measured 0 at the first 5 positions, then at most 0.25 of 27 on an
+        // AVX2-only CPU. The ranking must not move.
+        assert!(diff < 0.02 * scale, "quantized: {diff}");
+        let argmax = |l: &[f32]| (0..l.len()).max_by(|&x, &y| l[x].total_cmp(&l[y])).unwrap();
+        for (pos, (x, y)) in stepped.iter().zip(&reference).enumerate() {
+            assert_eq!(
+                argmax(x),
+                argmax(y),
+                "quantized: top token at position {pos}"
+            );
+        }
         // Dense f32 weights (what retort runs on the CPU), every position in one pass. The
         // quantized kernels round the activations to 8 bits before each product, dense ones
         // do not; over 30 layers that moves logits by about 1 (of 27) but keeps the ranking.
@@ -768,7 +781,6 @@ mod tests {
         let diff = max_diff(&ours, &reference);
         eprintln!("SmolLM2 dense f32, one pass: max difference {diff}");
         assert!(diff < 0.1 * scale, "dense: {diff}");
-        let argmax = |l: &[f32]| (0..l.len()).max_by(|&x, &y| l[x].total_cmp(&l[y])).unwrap();
         let agree = ours
             .iter()
             .zip(&reference)

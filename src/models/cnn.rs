@@ -317,13 +317,17 @@ impl Architecture for CnnArch {
     }
 
     /// Always f32: the convolutions gain nothing from half precision at this size.
+    fn inference_dtype(&self, _asked: DType) -> DType {
+        DType::F32
+    }
+
     fn inference_network(
         &self,
         config_json: &str,
         vb: VarBuilder,
-        _dtype: DType,
+        dtype: DType,
     ) -> Result<(Box<dyn Classifier>, DType)> {
-        Ok((self.network(config_json, vb)?, DType::F32))
+        Ok((self.network(config_json, vb)?, self.inference_dtype(dtype)))
     }
 }
 

@@ -203,6 +203,9 @@ pub struct Compute {
     pub device: Device,
     /// The inference dtype on it.
     pub dtype: DType,
+    /// The precision asked for: with `auto` a model that cannot run in `dtype` keeps f32;
+    /// with an explicit one it is refused ([`Compute::check_runs_in`]).
+    pub precision: Precision,
 }
 
 impl Compute {
@@ -211,6 +214,7 @@ impl Compute {
         Compute {
             device: Device::Cpu,
             dtype: DType::F32,
+            precision: Precision::Auto,
         }
     }
 
@@ -218,7 +222,38 @@ impl Compute {
     pub fn open(spec: DeviceSpec, precision: Precision) -> Result<Self> {
         let device = spec.open()?;
         let dtype = precision.dtype_on(&device);
-        Ok(Compute { device, dtype })
+        Ok(Compute {
+            device,
+            dtype,
+            precision,
+        })
+    }
+
+    /// Refuses an explicit `--precision` that `what` cannot honour because it runs in
+    /// `runs_in` (`auto` lets it: auto means the best each model can do). `what` names it,
+    /// e.g. "`train` (it trains in f32)".
+    pub fn check_runs_in(&self, runs_in: DType, what: &str) -> Result<()> {
+        if self.precision == Precision::Auto || runs_in == self.dtype {
+            return Ok(());
+        }
+        Err(Error::user(format!(
+            "--precision {} is not supported by {what}",
+            dtype_name(self.dtype)
+        ))
+        .with_hint(format!(
+            "use `--precision auto` or `--precision {}`",
+            dtype_name(runs_in)
+        )))
+    }
+}
+
+/// `f32`, `bf16`, `f16`, ... as `--precision` spells them.
+pub fn dtype_name(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "f32",
+        DType::BF16 => "bf16",
+        DType::F16 => "f16",
+        other => other.as_str(),
     }
 }
 
@@ -246,6 +281,35 @@ mod tests {
         assert_eq!(Precision::Auto.resolved_name(DeviceSpec::Cuda(0)), "bf16");
         assert_eq!(Precision::Auto.resolved_name(DeviceSpec::Cpu), "f32");
         assert!("int8".parse::<Precision>().is_err());
+    }
+
+    #[test]
+    fn an_explicit_precision_a_model_cannot_run_in_is_refused() {
+        let open = |p: Precision| Compute::open(DeviceSpec::Cpu, p).unwrap();
+        let what = "`train` (it trains in f32)";
+        let e = open(Precision::F16)
+            .check_runs_in(DType::F32, what)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--precision f16 is not supported by `train` (it trains in f32)"
+        );
+        assert!(
+            e.hint().unwrap().contains("--precision f32"),
+            "{:?}",
+            e.hint()
+        );
+        assert!(open(Precision::Bf16)
+            .check_runs_in(DType::F32, what)
+            .is_err());
+        // `auto` lets a model keep f32; an explicit precision it runs in is fine.
+        assert!(open(Precision::Auto)
+            .check_runs_in(DType::F32, what)
+            .is_ok());
+        assert!(open(Precision::F32).check_runs_in(DType::F32, what).is_ok());
+        assert!(open(Precision::Bf16)
+            .check_runs_in(DType::BF16, what)
+            .is_ok());
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -32,6 +32,38 @@ fn read_info(folder: &Path) -> Result<Option<ModelInfo>> {
     Ok(Some(info))
 }
 
+/// Checks that writing a checkpoint to `folder` replaces nothing retort did not write: it may
+/// be absent, an empty folder, or a checkpoint folder with a valid `retort.json` (only retort
+/// writes that file). Anything else (a Hugging Face folder, a file, a folder of the user's) is
+/// refused with an error that names it.
+pub fn check_replaceable(folder: &Path) -> Result<()> {
+    let Ok(meta) = fs_err::symlink_metadata(folder) else {
+        return Ok(());
+    };
+    let refuse = |why: &str| {
+        Err(Error::user(format!(
+            "`{}` exists and retort did not write it ({why}): refusing to replace it",
+            folder.display()
+        ))
+        .with_hint("move it away or choose another output folder"))
+    };
+    if !meta.is_dir() {
+        return refuse("it is not a folder");
+    }
+    let empty = fs_err::read_dir(folder)
+        .map_err(|e| io_error(format!("cannot list `{}`", folder.display()), e))?
+        .next()
+        .is_none();
+    if empty {
+        return Ok(());
+    }
+    match read_info(folder) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => refuse(&format!("it has no `{INFO_FILE}`")),
+        Err(_) => refuse(&format!("its `{INFO_FILE}` is not retort's")),
+    }
+}
+
 /// The `model_type` of a `config.json` text (`ctx` names the file in errors).
 fn model_type_of(cfg_text: &str, ctx: &str) -> Result<String> {
     let value: serde_json::Value = serde_json::from_str(cfg_text)
@@ -93,8 +125,10 @@ impl Model {
     }
 
     /// Writes the four files into `folder` atomically: into a temporary sibling folder, then
-    /// renamed over `folder` (an existing `folder` is replaced).
+    /// renamed over `folder`. An existing `folder` is replaced only when retort wrote it
+    /// ([`check_replaceable`]). Every file gets the mode the umask gives new files.
     pub fn save(&self, folder: &Path) -> Result<()> {
+        check_replaceable(folder)?;
         let name = folder
             .file_name()
             .ok_or_else(|| Error::user(format!("`{}` is not a folder name", folder.display())))?
@@ -133,6 +167,13 @@ impl Model {
         candle_core::safetensors::save(&tensors, &wp).map_err(|e| {
             Error::runtime(format!("cannot write `{}`", wp.display())).with_source(e)
         })?;
+        // safetensors writes through a temporary file, created mode 0600 whatever the umask:
+        // give the weights the mode of the other files, which were created the usual way.
+        let mode = fs_err::metadata(tmp.join(CONFIG_FILE))
+            .map_err(|e| io_error(format!("cannot read `{}`", tmp.display()), e))?
+            .permissions();
+        fs_err::set_permissions(&wp, mode)
+            .map_err(|e| io_error(format!("cannot set the mode of `{}`", wp.display()), e))?;
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
         if folder.exists() {
             fs_err::rename(folder, &old)

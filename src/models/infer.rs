@@ -73,6 +73,8 @@ impl Model {
     /// ([`super::model::Architecture::inference_network`]): BERT with fused layer norm and
     /// softmax, its encoder's linear layers multiplying in `compute.dtype` and everything else
     /// in f32; the CNN in f32 (its convolutions gain nothing from half precision at its size).
+    /// An explicit `--precision` the architecture does not run in is refused
+    /// ([`Compute::check_runs_in`]); with `auto` it keeps the dtype it can.
     pub fn predictor(&self, compute: &Compute) -> Result<Predictor> {
         let tensors = {
             let data = self.varmap.data().lock().expect("varmap lock poisoned");
@@ -88,13 +90,21 @@ impl Model {
             self.config
                 .arch()
                 .inference_network(self.config.json(), vb, compute.dtype)?;
+        let arch = self.config.arch().name();
+        compute.check_runs_in(
+            dtype,
+            &format!(
+                "a `{arch}` model (it runs in {})",
+                crate::models::device::dtype_name(dtype)
+            ),
+        )?;
         Ok(Predictor {
             classifier,
             tokenizer: self.tokenizer.clone(),
             max_len: self.info.max_len,
             compute: Compute {
-                device: compute.device.clone(),
                 dtype,
+                ..compute.clone()
             },
         })
     }
@@ -227,6 +237,7 @@ impl Predictor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::device::{DeviceSpec, Precision};
     use crate::models::{BertConfig, CnnConfig};
     use candle_core::Device;
 
@@ -332,6 +343,7 @@ mod tests {
             let compute = Compute {
                 device: Device::Cpu,
                 dtype,
+                precision: Precision::Auto,
             };
             let p = bert.predictor(&compute).unwrap();
             assert_eq!(p.compute().dtype, dtype);
@@ -345,13 +357,22 @@ mod tests {
             // Half-precision products, f32 everywhere else: close to the f32 logits.
             assert!(worst < 0.01, "{dtype:?}: max |Δlogit| = {worst}");
         }
-        // The CNN stays in f32 whatever is asked.
+        // With `auto`, the CNN stays in f32; asked for bf16 explicitly, it refuses.
         let cnn = models().remove(1);
         let compute = Compute {
             device: Device::Cpu,
             dtype: DType::BF16,
+            precision: Precision::Auto,
         };
         assert_eq!(cnn.predictor(&compute).unwrap().compute().dtype, DType::F32);
+        let strict = Compute::open(DeviceSpec::Cpu, Precision::Bf16).unwrap();
+        let e = cnn.predictor(&strict).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            "--precision bf16 is not supported by a `cnn` model (it runs in f32)"
+        );
+        let p = bert.predictor(&strict).unwrap();
+        assert_eq!(p.compute().dtype, DType::BF16);
     }
 
     #[test]

@@ -301,8 +301,14 @@ pub trait Architecture: Sync {
     /// canonical `config.json` text.
     fn network(&self, config_json: &str, vb: VarBuilder) -> Result<Box<dyn Classifier>>;
 
+    /// The dtype its inference network computes in when `asked` is requested (an
+    /// architecture may keep f32): what [`Self::inference_network`] returns with its network.
+    fn inference_dtype(&self, asked: DType) -> DType {
+        asked
+    }
+
     /// The network for inference on `vb`'s device, and the dtype it actually computes in
-    /// given the requested `dtype` (an architecture may keep f32).
+    /// given the requested `dtype` ([`Self::inference_dtype`]).
     fn inference_network(
         &self,
         config_json: &str,

@@ -154,9 +154,30 @@ fn bad_rows_go_to_rejects_and_every_row_is_accounted_for() {
     let rows = read_rows(&out);
     assert_eq!(rows.iter().filter(|r| r.op == "orig").count(), 6);
     assert_eq!(m["rows_rejected"], 4);
-    // The rejects keep the row id and the whole text.
-    let rejects = std::fs::read_dir(out.join("_rejects")).unwrap().count();
-    assert_eq!(rejects, 1);
+    // The rejects keep the row id and the whole text (null for the null one).
+    assert_eq!(std::fs::read_dir(out.join("_rejects")).unwrap().count(), 1);
+    let rejects: Vec<_> = read_rejects(&out)
+        .into_iter()
+        .map(|r| (r.id.unwrap_or_default(), r.stage, r.reason, r.text))
+        .collect();
+    let reject = |row: usize, reason: &str, text: Option<&str>| {
+        (
+            format!("mixed.parquet#{row}"),
+            "input".to_string(),
+            reason.to_string(),
+            text.map(str::to_string),
+        )
+    };
+    let mut expected = vec![
+        reject(1, "null_text", None),
+        reject(2, "empty_text", Some("")),
+        reject(3, "empty_text", Some("   ")),
+        reject(4, "text_too_long", Some(long.as_str())),
+    ];
+    expected.sort();
+    let mut rejects = rejects;
+    rejects.sort();
+    assert_eq!(rejects, expected);
     let inspect = ok(&["inspect", out.to_str().unwrap()]);
     assert!(inspect.contains("text_too_long"), "{inspect}");
     let ids: Vec<_> = rows
@@ -227,8 +248,7 @@ path = "${output}"
 
 #[test]
 fn every_augmenter_survives_any_unicode() {
-    if !wordnet() {
-        eprintln!("skipped: WordNet is not installed");
+    if !available(Dep::WordNet) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -288,8 +308,7 @@ fn every_augmenter_survives_any_unicode() {
 
 #[test]
 fn an_nltk_wordnet_folder_works_too() {
-    if !wordnet() {
-        eprintln!("skipped: WordNet is not installed");
+    if !available(Dep::WordNet) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

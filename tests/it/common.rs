@@ -9,6 +9,10 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
+pub use retort::stage::kind::Needs;
+/// What a test needs from the machine, and visible skips (`SKIPPED <test>: ...`; a failure
+/// under `RETORT_REQUIRE_DEPS=1`, as `make test` runs).
+pub use retort::testing::{available, available_for, Dep};
 
 /// The project root.
 pub fn root() -> PathBuf {
@@ -100,9 +104,31 @@ pub fn ok_owned(args: &[String]) -> String {
     ok(&args)
 }
 
-/// Whether the WordNet database is installed.
-pub fn wordnet() -> bool {
-    Path::new("/usr/share/wordnet/data.noun").exists()
+/// The dependencies of a stage kind's needs (Apertium: the `spa` pivot of its examples).
+pub fn deps_of(needs: Needs) -> Vec<Dep> {
+    let mut deps = Vec::new();
+    if needs.wordnet {
+        deps.push(Dep::WordNet);
+    }
+    if needs.apertium {
+        deps.push(Dep::Apertium("spa"));
+    }
+    if needs.lm_asset {
+        deps.push(Dep::SmolLm2);
+    }
+    deps
+}
+
+/// Whether every dependency of `needs` is available for `part` of the running test; each
+/// missing one is reported as a skip ([`available_for`]).
+#[track_caller]
+pub fn needs_available(needs: Needs, part: &str) -> bool {
+    for dep in deps_of(needs) {
+        if !available_for(dep, part) {
+            return false;
+        }
+    }
+    true
 }
 
 /// One output row, decoded.
@@ -173,6 +199,53 @@ pub fn read_rows(dir: &Path) -> Vec<Row> {
                     label: label
                         .as_ref()
                         .and_then(|l| l.is_valid(i).then(|| l.value(i))),
+                });
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// One row of a `_rejects/` file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RejectRow {
+    pub stage: String,
+    pub reason: String,
+    pub detail: String,
+    pub id: Option<String>,
+    pub text: Option<String>,
+}
+
+/// Reads every file of `dir/_rejects`, sorted by (stage, reason, detail, id, text).
+pub fn read_rejects(dir: &Path) -> Vec<RejectRow> {
+    let mut rows = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir.join("_rejects")) else {
+        return rows;
+    };
+    for f in entries.flatten().map(|e| e.path()) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            let col = |n: &str| strings(&b, n).unwrap_or_else(|| panic!("{f:?}: no `{n}`"));
+            let (stage, reason, detail, id, text) = (
+                col("stage"),
+                col("reason"),
+                col("detail"),
+                col("id"),
+                col("text"),
+            );
+            let opt = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
+            for i in 0..b.num_rows() {
+                rows.push(RejectRow {
+                    stage: stage.value(i).to_string(),
+                    reason: reason.value(i).to_string(),
+                    detail: detail.value(i).to_string(),
+                    id: opt(&id, i),
+                    text: opt(&text, i),
                 });
             }
         }

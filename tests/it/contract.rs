@@ -9,22 +9,14 @@ use crate::common::*;
 
 #[test]
 fn every_stage_kind_keeps_the_contract() {
-    if !wordnet() {
-        eprintln!("skipped: WordNet is not installed");
+    if !available(Dep::WordNet) {
         return;
     }
     // Kinds that need a model get a small one trained on the fixtures.
     let models = tempfile::tempdir().unwrap();
     let teacher = train_tiny_teacher(&models.path().join("teacher"));
-    let apertium = crate::translate::apertium();
     for kind in STAGE_KINDS {
-        let needs = kind.needs();
-        if (needs.apertium && !apertium) || (needs.lm_asset && !crate::generate::smollm2()) {
-            eprintln!(
-                "skipped: the `{}` contract (needs {}; run `make assets`)",
-                kind.name(),
-                needs.describe()
-            );
+        if !needs_available(kind.needs(), &format!("the `{}` contract", kind.name())) {
             continue;
         }
         let tmp = tempfile::tempdir().unwrap();

@@ -15,8 +15,7 @@ fn run(out: &Path, extra: &[&str]) -> Vec<Row> {
 
 #[test]
 fn output_does_not_depend_on_threads_batches_or_shards() {
-    if !wordnet() {
-        eprintln!("skipped: WordNet is not installed");
+    if !available(Dep::WordNet) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -52,8 +51,7 @@ fn output_does_not_depend_on_threads_batches_or_shards() {
 
 #[test]
 fn another_seed_gives_other_augmentations() {
-    if !wordnet() {
-        eprintln!("skipped: WordNet is not installed");
+    if !available(Dep::WordNet) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

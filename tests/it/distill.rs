@@ -100,8 +100,7 @@ fn a_student_learns_the_fixtures_deterministically() {
 
 #[test]
 fn teacher_stage_labels_every_row_and_ensembles_average_probabilities() {
-    if !wordnet() {
-        eprintln!("skipped: WordNet is not installed");
+    if !available(Dep::WordNet) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -199,11 +198,7 @@ fn teacher_stage_labels_every_row_and_ensembles_average_probabilities() {
 /// Runs `examples/python/read_soft_labels.py` on a shard folder (skipped without python3 +
 /// pyarrow + numpy; CI installs them).
 fn python_reader_reads(dir: &Path, rows: usize) {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import pyarrow, numpy"])
-        .output();
-    if !probe.map(|o| o.status.success()).unwrap_or(false) {
-        eprintln!("skipped the Python reader: python3 with pyarrow and numpy is not installed");
+    if !available_for(Dep::PyArrow, "the Python reader") {
         return;
     }
     let out = std::process::Command::new("python3")
@@ -311,8 +306,7 @@ fn soft_labels_of_another_class_count_are_refused() {
 
 #[test]
 fn self_distillation_runs_generations_with_ensembles() {
-    if !wordnet() {
-        eprintln!("skipped: WordNet is not installed");
+    if !available(Dep::WordNet) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -411,8 +405,7 @@ fn self_distillation_runs_generations_with_ensembles() {
 
 #[test]
 fn experiment_compares_four_settings_over_seeds() {
-    if !wordnet() {
-        eprintln!("skipped: WordNet is not installed");
+    if !available(Dep::WordNet) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -498,11 +491,9 @@ fn experiment_compares_four_settings_over_seeds() {
 
 /// The all-MiniLM-L6-v2 folder from `make assets`, or `None` (the test then skips).
 fn minilm() -> Option<std::path::PathBuf> {
-    let dir = retort::assets::minilm_dir();
-    if dir.is_none() {
-        eprintln!("skipped: all-MiniLM-L6-v2 is not in the asset folder (run `make assets`)");
-    }
-    dir
+    available(Dep::MiniLm)
+        .then(retort::assets::minilm_dir)
+        .flatten()
 }
 
 #[test]

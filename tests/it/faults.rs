@@ -2,6 +2,7 @@
 //! destructor, as SIGKILL) at each of its commit steps in turn, and after each kill a plain
 //! rerun must finish with exactly the rows, in the same order, of an uninterrupted run.
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -31,7 +32,8 @@ fn example_sets(kind: &dyn StageKind, teacher: &str) -> Vec<String> {
 }
 
 /// Runs `retort` with `args`, ended at the `step`-th commit step when `step` is given.
-/// Returns whether the process was ended there, and its stderr.
+/// Returns whether the process was ended there (by the crash point's SIGABRT, at hit
+/// `step`), and its stderr.
 fn run_until(args: &[String], step: Option<usize>) -> (bool, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_retort"));
     cmd.args(args).current_dir(root());
@@ -40,12 +42,42 @@ fn run_until(args: &[String], step: Option<usize>) -> (bool, String) {
     }
     let out = cmd.output().expect("run retort");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let killed = out.status.code().is_none() && stderr.contains("ending the process at step");
-    assert!(
-        killed || out.status.success(),
-        "retort {args:?} failed without being killed:\n{stderr}"
-    );
+    let killed = stderr.contains("ending the process at step");
+    if killed {
+        assert_eq!(
+            out.status.signal(),
+            Some(6),
+            "{args:?}: {:?}\n{stderr}",
+            out.status
+        );
+        let hit = format!("(hit {})", step.unwrap_or_default());
+        assert!(
+            stderr.contains(&hit),
+            "{args:?}: not killed at {hit}:\n{stderr}"
+        );
+    } else {
+        assert!(
+            out.status.success(),
+            "retort {args:?} failed without being killed:\n{stderr}"
+        );
+    }
     (killed, stderr)
+}
+
+/// The names of the files under `out`, recursively (`train` writes its rows under `rows/`).
+fn file_names(out: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![out.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else {
+                found.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
 }
 
 /// Kills a run of `args` (whose output folder is `out`) at step 1, 2, ... in turn, resuming
@@ -74,9 +106,18 @@ fn kill_at_every_step(
             break; // the run has fewer steps: every one was tried
         }
         killed_at += 1;
+        // Killed mid-run: a part under way or committed (temporary files, parts, journal
+        // entries), and no manifest.
+        let files = file_names(out);
         assert!(
-            !out.join("_SUCCESS.json").exists(),
-            "step {step}: a killed run left a manifest"
+            !files.iter().any(|f| f.starts_with("_SUCCESS")),
+            "step {step}: a killed run left a manifest: {files:?}"
+        );
+        assert!(
+            files
+                .iter()
+                .any(|f| f.starts_with("_tmp.") || f.starts_with("part-")),
+            "{args:?}: killed at step {step} with nothing under way: {files:?}"
         );
         run_until(args, None);
         assert_eq!(
@@ -90,8 +131,7 @@ fn kill_at_every_step(
 
 #[test]
 fn a_kill_at_every_commit_step_of_every_stage_kind_resumes_to_the_same_rows() {
-    if !wordnet() {
-        eprintln!("skipped: the fault test needs WordNet (make test installs it)");
+    if !available(Dep::WordNet) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -102,14 +142,7 @@ fn a_kill_at_every_commit_step_of_every_stage_kind_resumes_to_the_same_rows() {
     let mut report = Vec::new();
     for kind in STAGE_KINDS {
         let needs = kind.needs();
-        if (needs.apertium && !crate::translate::apertium())
-            || (needs.lm_asset && !crate::generate::smollm2())
-        {
-            eprintln!(
-                "skipped: faults of `{}` (needs {})",
-                kind.name(),
-                needs.describe()
-            );
+        if !needs_available(needs, &format!("faults of `{}`", kind.name())) {
             continue;
         }
         let out = tmp.path().join(format!("out-{}", kind.name()));

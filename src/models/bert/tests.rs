@@ -143,12 +143,10 @@ fn matches_candle_transformers_on_minilm() {
     use crate::models::files::{CONFIG_FILE, WEIGHTS_FILE};
     use crate::models::model::Model;
     use crate::models::weights::read_safetensors;
-    let Some(folder) = crate::assets::minilm_dir() else {
-        eprintln!(
-            "skipped: all-MiniLM-L6-v2 is not in the asset folder; fetch it with `make assets`"
-        );
+    if !crate::testing::available(crate::testing::Dep::MiniLm) {
         return;
-    };
+    }
+    let folder = crate::assets::minilm_dir().expect("present");
     let dev = Device::Cpu;
     let labels = vec!["neg".to_string(), "pos".to_string()];
     let student = Model::bert_from_pretrained(&folder, labels, 0, &dev).unwrap();

@@ -217,14 +217,84 @@ fn missing_folder_or_file_is_a_user_error() {
     assert!(e.to_string().contains("class-count mismatch"), "{e}");
 }
 
+/// The process's umask, from `/proc/self/status` (reading it does not change it).
+fn umask() -> u32 {
+    let status = fs_err::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+}
+
+#[test]
+fn every_checkpoint_file_gets_the_mode_of_new_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("m");
+    cnn(1).save(&folder).unwrap();
+    let expected = 0o666 & !umask();
+    for f in [CONFIG_FILE, TOKENIZER_FILE, INFO_FILE, WEIGHTS_FILE] {
+        let mode = fs_err::metadata(folder.join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, expected, "{f}: {mode:o}, expected {expected:o}");
+    }
+}
+
+#[test]
+fn save_replaces_only_what_retort_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = cnn(1);
+    // Absent, empty, or a checkpoint retort wrote: replaced.
+    let folder = dir.path().join("final");
+    m.save(&folder).unwrap();
+    m.save(&folder).unwrap();
+    let empty = dir.path().join("empty");
+    fs_err::create_dir(&empty).unwrap();
+    m.save(&empty).unwrap();
+    assert!(empty.join(WEIGHTS_FILE).is_file());
+    // A folder of someone else's, a Hugging Face folder, a file: refused, left as they were.
+    let mine = dir.path().join("mine");
+    fs_err::create_dir(&mine).unwrap();
+    fs_err::write(mine.join("notes.txt"), "keep me").unwrap();
+    let hf = dir.path().join("hf");
+    m.save(&hf).unwrap();
+    fs_err::remove_file(hf.join(INFO_FILE)).unwrap();
+    let bad_info = dir.path().join("bad-info");
+    fs_err::create_dir(&bad_info).unwrap();
+    fs_err::write(bad_info.join(INFO_FILE), "{}").unwrap();
+    let file = dir.path().join("file");
+    fs_err::write(&file, "a file").unwrap();
+    for (target, why) in [
+        (&mine, "it has no `retort.json`"),
+        (&hf, "it has no `retort.json`"),
+        (&bad_info, "its `retort.json` is not retort's"),
+        (&file, "it is not a folder"),
+    ] {
+        let e = m.save(target).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::User);
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("`{}` exists", target.display())),
+            "{text}"
+        );
+        assert!(text.contains(why), "{text}");
+        assert!(text.contains("refusing to replace it"), "{text}");
+    }
+    assert_eq!(
+        fs_err::read_to_string(mine.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+    assert!(hf.join(WEIGHTS_FILE).is_file());
+    assert_eq!(fs_err::read_to_string(&file).unwrap(), "a file");
+}
+
 #[test]
 fn loads_real_minilm_when_present() {
-    let Some(folder) = crate::assets::minilm_dir() else {
-        eprintln!(
-            "skipped: all-MiniLM-L6-v2 is not in the asset folder; fetch it with `make assets`"
-        );
+    if !crate::testing::available(crate::testing::Dep::MiniLm) {
         return;
-    };
+    }
+    let folder = crate::assets::minilm_dir().expect("present");
     let m = Model::bert_from_pretrained(&folder, labels2(), 0, &Device::Cpu).unwrap();
     assert_eq!(m.config.arch().name(), "bert");
     let c = BertConfig::from_json(m.config.json()).unwrap();
