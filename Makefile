@@ -4,7 +4,7 @@ CARGO   ?= cargo
 RETORT  := target/debug/retort
 WORDNET := /usr/share/wordnet/data.noun
 
-.PHONY: all build release demo demo-full test soak lint bench deps setup-demo setup-test assets chain selfdistill-chain clean \
+.PHONY: all build release demo demo-full test soak lint bench deps setup-demo setup-test assets chain selfdistill-chain clean FORCE \
 	build-cuda check-cuda gpu-bundle gpu-check-cpu
 
 all: build
@@ -95,30 +95,39 @@ $(CHAIN)/synonyms/_SUCCESS.json: fixtures/reviews.parquet | build
 $(CHAIN)/shuffled/_SUCCESS.json: $(CHAIN)/synonyms/_SUCCESS.json
 	$(RETORT) stage shuffle --input $(<D) --output $(@D) --set keep_original=true --quiet
 
-# Self-distillation as Makefile targets: each generation is a pipeline run whose model
-# folder is complete once `final/model.safetensors` exists.
+# Self-distillation as Makefile targets: each generation is a pipeline run whose model folder
+# is complete once `_TRAINED.json` exists. Make's timestamps cannot see what decides whether a
+# generation is current (the corpus, the teacher's weights), so every generation asks retort:
+# its fingerprint holds the input files and the teacher's content, a current generation is a
+# no-op ("up to date") and a stale one (e.g. gen-0 retrained) is labelled and trained again.
 SD ?= out/selfdistill-chain
-selfdistill-chain: $(SD)/gen-2/final/model.safetensors
+selfdistill-chain: $(SD)/gen-2/_TRAINED.json
 	$(RETORT) eval $(SD)/gen-2/final --data fixtures/reviews_test.parquet
 
-$(SD)/gen-0/final/model.safetensors: pipelines/train-gold.toml | build
+$(SD)/gen-0/_TRAINED.json: pipelines/train-gold.toml FORCE | build
 	$(RETORT) run $< --var input=fixtures/reviews_train.parquet --var output=$(SD)/gen-0 --quiet
 
-$(SD)/gen-1/final/model.safetensors: $(SD)/gen-0/final/model.safetensors pipelines/self-distill.toml
+$(SD)/gen-1/_TRAINED.json: $(SD)/gen-0/_TRAINED.json pipelines/self-distill.toml FORCE
 	$(RETORT) run pipelines/self-distill.toml --var input=fixtures/reviews_train.parquet \
 	  --var teacher=$(SD)/gen-0/final --var output=$(SD)/gen-1 --quiet
 
-$(SD)/gen-2/final/model.safetensors: $(SD)/gen-1/final/model.safetensors pipelines/self-distill.toml
+$(SD)/gen-2/_TRAINED.json: $(SD)/gen-1/_TRAINED.json pipelines/self-distill.toml FORCE
 	$(RETORT) run pipelines/self-distill.toml --var input=fixtures/reviews_train.parquet \
 	  --var teacher=$(SD)/gen-1/final --var output=$(SD)/gen-2 --quiet
 
+FORCE:
+
+# setup-test installs every dependency the tests use, so here a missing one fails its test
+# (RETORT_REQUIRE_DEPS=1) instead of skipping it; a plain `cargo test` skips visibly.
 test: setup-test
 	$(CARGO) fmt --check
-	$(CARGO) test
+	RETORT_REQUIRE_DEPS=1 $(CARGO) test
 
-# The fault tests without their caps: every commit step of the SmolLM2 stages too (slow).
+# The fault tests without their caps (every commit step of the SmolLM2 stages too), the
+# writer races, the full-disk test and the fuzz campaign at 5,000 cases per property (slow).
 soak: setup-test
-	RETORT_SOAK=1 $(CARGO) test --test it -- faults resume
+	RETORT_REQUIRE_DEPS=1 RETORT_SOAK=1 RETORT_FUZZ_CASES=5000 $(CARGO) test --test it -- \
+	  faults resume writers full_disk fuzz
 
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -48,6 +48,10 @@ impl PerturbMode {
     }
 }
 
+/// The most insertions or swaps one copy makes (`n`): each is work and, for `insert`, text,
+/// so an unbounded count would hang the run or exhaust memory.
+pub const MAX_N: usize = 1_000;
+
 /// Configuration of the `perturb` augmenter.
 ///
 /// `insert`/`swap` make `n` operations if `n` is set, else EDA's `max(1, floor(alpha · words))`
@@ -62,7 +66,7 @@ pub struct PerturbConfig {
     /// `delete` only: probability of deleting each word, in [0, 1]. Default 0.1.
     #[serde(default)]
     pub p: Option<f64>,
-    /// `insert`/`swap` only: number of insertions or swaps.
+    /// `insert`/`swap` only: number of insertions or swaps, at most 1,000.
     #[serde(default)]
     pub n: Option<usize>,
     /// EDA strength in [0, 1]: `insert`/`swap` make max(1, floor(alpha · words)) operations;
@@ -150,6 +154,12 @@ impl Perturb {
                         "{section}: `p` is only used by mode \"delete\""
                     ))
                     .with_hint("set `n` (a count) or `alpha` (a fraction of the words)"));
+                }
+                if let Some(n) = cfg.n.filter(|&n| n > MAX_N) {
+                    return Err(Error::user(format!(
+                        "{section}: `n` is {n}; at most {MAX_N} operations per copy are allowed"
+                    ))
+                    .with_hint("set `alpha` to change a fraction of the words instead"));
                 }
                 let amount = Amount::from_keys(&section, cfg.n, None, cfg.alpha)?;
                 if cfg.mode == PerturbMode::Swap {
@@ -272,7 +282,7 @@ fn insert(
     // Source words are drawn uniformly among the words that have synonyms: by rejection
     // (cheap, few lookups), falling back to listing them all.
     let mut all: Option<Vec<Synonyms<'_>>> = None;
-    let mut inserts: Vec<(usize, &str)> = Vec::with_capacity(target);
+    let mut inserts: Vec<(usize, &str)> = Vec::with_capacity(target.min(MAX_N));
     for _ in 0..target {
         let mut source = None;
         if all.is_none() {
@@ -517,6 +527,18 @@ mod tests {
         assert!(bad("mode = \"delete\"\np = 1.5").contains("`p`"));
         assert!(bad("mode = \"insert\"\nn = 1\nalpha = 0.2").contains("`n` and `alpha`"));
         assert!(bad("mode = \"insert\"\nwordnet = \"/nope\"").contains("/nope"));
+        // A count beyond MAX_N is refused when the stage is built (`validate` reports it)
+        // instead of looping for ever or aborting on allocation.
+        for mode in ["swap", "insert"] {
+            let e = bad(&format!("mode = \"{mode}\"\nn = 9223372036854775807"));
+            assert!(
+                e.contains("`n` is 9223372036854775807; at most 1000"),
+                "{e}"
+            );
+            let cfg: PerturbConfig =
+                toml::from_str(&format!("mode = \"{mode}\"\nn = 1000")).unwrap();
+            assert!(Perturb::new(&cfg).is_ok());
+        }
         // swap and delete need no WordNet
         let cfg: PerturbConfig = toml::from_str("mode = \"swap\"\nwordnet = \"/nope\"").unwrap();
         assert!(Perturb::new(&cfg).is_ok());
