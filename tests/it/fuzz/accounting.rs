@@ -260,10 +260,11 @@ fn one_case(g: &mut Gen, keep_original: Option<bool>, check: Check) {
                 "{what}: {id} rejected and written"
             );
         }
-        let text = in_texts
-            .is_valid(i)
-            .then(|| in_texts.value(i))
-            .unwrap_or_default();
+        let text = if in_texts.is_valid(i) {
+            in_texts.value(i)
+        } else {
+            ""
+        };
         if check != Check::Counts {
             assert!(
                 rejected || original.is_some() || !copies_of.is_empty(),

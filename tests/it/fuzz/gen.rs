@@ -327,7 +327,7 @@ pub fn plain_text(g: &mut Gen) -> String {
             if w > 0 {
                 out.push(' ');
             }
-            out.push_str(&WORDS[g.random_range(0..26)]);
+            out.push_str(WORDS[g.random_range(0..26)]);
         }
         out.push_str(pick(g, &[".", "!", "?"]));
     }

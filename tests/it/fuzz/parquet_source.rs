@@ -414,7 +414,9 @@ fn parquet_source_refuses_invalid_utf8_clearly() {
 fn parquet_source_refuses_wrong_types() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("types.parquet");
-    let cases: Vec<(Vec<(&str, ArrayRef)>, &str, &str)> = vec![
+    // (columns, keys, what the error must say)
+    type Case<'a> = (Vec<(&'a str, ArrayRef)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("text", Arc::new(Float64Array::from(vec![1.5])) as ArrayRef)],
             "",

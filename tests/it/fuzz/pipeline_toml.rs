@@ -74,7 +74,7 @@ fn a_value(g: &mut Gen, depth: u32) -> Value {
         ),
         3 => Value::Float(g.random()),
         4 => Value::Boolean(g.random()),
-        5 | 6 | 7 => Value::String(a_string(g)),
+        5..=7 => Value::String(a_string(g)),
         8 => Value::Datetime("1979-05-27T07:32:00Z".parse().unwrap()),
         9 => Value::Array(
             (0..g.random_range(0..4))
