@@ -72,6 +72,14 @@ pub struct SelfdistillArgs {
     /// Each generation after 0 trains on fresh EDA copies that its teacher has not seen.
     #[arg(long)]
     fresh_copies: bool,
+    /// Cross-fit every teaching generation with K folds, so that no row is labelled by a
+    /// model that trained on it (0: a generation's own model teaches).
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    crossfit: usize,
+    /// Unlabeled in-domain rows (labels ignored), each with one EDA copy, labelled
+    /// by each generation's teacher and trained on from generation 1.
+    #[arg(long, value_name = "FILE")]
+    unlabeled: Option<String>,
     /// A training setting, as for `retort train`.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     sets: Vec<(String, String)>,
@@ -113,6 +121,21 @@ pub struct ExperimentArgs {
     /// Each generation after 0 trains on fresh EDA copies that its teacher has not seen.
     #[arg(long)]
     fresh_copies: bool,
+    /// Cross-fit every teaching generation with K folds, so that no row is labelled by a
+    /// model that trained on it (0: a generation's own model teaches).
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    crossfit: usize,
+    /// The `distill` setting's teacher: a BERT folder fine-tuned on the gold rows, which then
+    /// labels the augmented corpus for the student (default: all-MiniLM-L6-v2 from `make
+    /// assets`; `none`: no `distill` setting).
+    #[arg(long, value_name = "DIR")]
+    teacher: Option<String>,
+    /// Epochs of the `distill` teacher over the gold rows.
+    #[arg(long, default_value_t = 4)]
+    teacher_epochs: usize,
+    /// Unlabeled in-domain rows (labels ignored) for the `semi` setting.
+    #[arg(long, value_name = "FILE")]
+    unlabeled: Option<String>,
     /// Passes over the augmented rows; `gold` trains for the same number of steps
     /// (`epochs × (1 + copies)` passes over the original rows).
     #[arg(long, default_value_t = 2)]
@@ -235,6 +258,8 @@ pub fn selfdistill(args: SelfdistillArgs) -> Result<i32> {
         alpha: args.alpha,
         copies: args.copies,
         fresh_copies: args.fresh_copies,
+        crossfit: args.crossfit,
+        unlabeled: args.unlabeled,
         train,
     };
     let gens = distill::selfdistill::run(
@@ -284,6 +309,19 @@ fn experiment_config(
         .examples
         .len();
     let (auto_alpha, auto_copies) = distill::experiment::eda_defaults(rows);
+    let teacher_init = match args.teacher.as_deref() {
+        Some("none") => None,
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => {
+            let dir = retort::assets::minilm_dir();
+            if dir.is_none() && !args.quiet {
+                eprintln!(
+                    "no `distill` setting: all-MiniLM-L6-v2 is not in the asset cache (`make assets`)"
+                );
+            }
+            dir
+        }
+    };
     let cfg = distill::experiment::ExperimentConfig {
         train: args.train,
         test: args.test,
@@ -292,6 +330,10 @@ fn experiment_config(
         copies: args.copies.unwrap_or(auto_copies),
         generations: args.generations,
         fresh_copies: args.fresh_copies,
+        crossfit: args.crossfit,
+        teacher_init,
+        teacher_epochs: args.teacher_epochs,
+        unlabeled: args.unlabeled,
         student,
     };
     Ok((cfg, rows))

@@ -44,6 +44,7 @@ fn curve(setting: &str, seed: usize, g: &Generation) -> Result<Curve> {
         generation: g.generation,
         metrics: metrics_of(g)?,
         losses: g.losses.clone(),
+        soft_label_entropy: g.soft_label_entropy,
     })
 }
 
@@ -65,6 +66,7 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
         ));
     }
     cfg.student.validate()?;
+    selfdistill::check_crossfit(cfg.crossfit)?;
     fs_err::create_dir_all(out)
         .map_err(|e| Error::user("cannot create the experiment folder").with_source(e))?;
     let config_path = out.join("experiment.json");
@@ -95,6 +97,8 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
             alpha: cfg.alpha,
             copies,
             fresh_copies: cfg.fresh_copies,
+            crossfit: cfg.crossfit,
+            unlabeled: None,
             train: student.clone(),
         };
         // gold: the original rows only.
@@ -108,6 +112,7 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
             &plain,
             0,
             vec![],
+            0,
             &dir.join("gold/gen-0"),
             eval,
             progress,
@@ -122,11 +127,14 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
         for g in 0..=cfg.generations {
             let teachers = selfdistill::teachers_for(EnsembleMode::Previous, &gens, 0);
             let fresh = selfdistill::corpus_for(&sd_cfg, &cfg.train, &sd_dir, g)?;
+            // Every generation but the last teaches: cross-fitted when asked.
+            let folds = if g < cfg.generations { cfg.crossfit } else { 0 };
             gens.push(selfdistill::train_generation(
                 &student,
                 fresh.as_ref().unwrap_or(&corpus),
                 g,
                 teachers,
+                folds,
                 &sd_dir.join(format!("gen-{g}")),
                 eval,
                 progress,
@@ -158,12 +166,50 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
             fresh.as_ref().unwrap_or(&corpus),
             cfg.generations,
             teachers,
+            0,
             &sd_dir.join(format!("gen-{}-ensemble", cfg.generations)),
             eval,
             progress,
         )?;
         results.push(row("ensemble", seed, &metrics_of(&ens)?));
         curves.push(curve("ensemble", seed, &ens)?);
+        // distill: a stronger teacher of another architecture labels the augmented corpus.
+        if let Some(teacher) = distill_teacher(cfg, &student, &plain, &dir, progress)? {
+            let d = selfdistill::train_generation(
+                &student,
+                &corpus,
+                1,
+                vec![teacher],
+                0,
+                &dir.join("distill/student"),
+                eval,
+                progress,
+            )?;
+            results.push(row("distill", seed, &metrics_of(&d)?));
+            curves.push(curve("distill", seed, &d)?);
+        }
+        // semi: generation 1 trained on the corpus and the unlabeled pool, both labelled by
+        // generation 0.
+        if cfg.unlabeled.is_some() {
+            let semi_cfg = SelfDistillConfig {
+                unlabeled: cfg.unlabeled.clone(),
+                ..sd_cfg.clone()
+            };
+            let semi_corpus = selfdistill::prepare(&semi_cfg, &cfg.train, &sd_dir)?;
+            let teachers = selfdistill::teachers_for(EnsembleMode::Previous, &gens[..1], 0);
+            let s = selfdistill::train_generation(
+                &student,
+                &semi_corpus,
+                1,
+                teachers,
+                0,
+                &sd_dir.join("gen-1-semi"),
+                eval,
+                progress,
+            )?;
+            results.push(row("semi", seed, &metrics_of(&s)?));
+            curves.push(curve("semi", seed, &s)?);
+        }
     }
     let report = ExperimentReport {
         config: cfg.clone(),
@@ -178,6 +224,42 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
         .map_err(|e| Error::runtime("cannot write results.md").with_source(e))?;
     crate::distill::plot::experiment_svg(&report, &out.join("results.svg"))?;
     Ok(report)
+}
+
+/// Trains the `distill` setting's teacher, a BERT fine-tuned from `cfg.teacher_init` for
+/// `cfg.teacher_epochs` on the gold rows, into `DIR/distill/teacher`; `None` without a teacher
+/// folder.
+fn distill_teacher(
+    cfg: &ExperimentConfig,
+    student: &TrainConfig,
+    gold: &selfdistill::Corpus,
+    dir: &Path,
+    progress: bool,
+) -> Result<Option<std::path::PathBuf>> {
+    let Some(init) = &cfg.teacher_init else {
+        return Ok(None);
+    };
+    let teacher = TrainConfig {
+        student: crate::models::architectures::StudentKind::find("bert")
+            .ok_or_else(|| Error::runtime("the `bert` architecture is not registered"))?,
+        init: Some(init.clone()),
+        epochs: cfg.teacher_epochs,
+        seed: student.seed,
+        keep_epochs: Some(1),
+        placement: student.placement,
+        ..TrainConfig::default()
+    };
+    let g = selfdistill::train_generation(
+        &teacher,
+        gold,
+        0,
+        vec![],
+        0,
+        &dir.join("distill/teacher"),
+        None,
+        progress,
+    )?;
+    Ok(Some(g.model))
 }
 
 /// EDA settings the EDA paper (Wei & Zou 2019, Table 3) recommends for a training size:

@@ -9,11 +9,13 @@ use crate::distill::results::{ExperimentReport, ResultRow, SETTINGS};
 use crate::distill::stats::mean_std;
 use crate::error::{Error, Result};
 
-const COLORS: [RGBColor; 4] = [
+const COLORS: [RGBColor; SETTINGS.len()] = [
     RGBColor(90, 90, 90),
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
 ];
 
 fn plot_error(e: impl std::fmt::Display) -> Error {
@@ -62,14 +64,14 @@ fn per_setting(
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(55)
-        .build_cartesian_2d(-0.5f64..3.5f64, lo..hi)
+        .build_cartesian_2d(-0.5f64..(SETTINGS.len() as f64 - 0.5), lo..hi)
         .map_err(plot_error)?;
     chart
         .configure_mesh()
         .x_labels(9)
         .x_label_formatter(&|x| {
             let i = x.round();
-            if (x - i).abs() < 1e-6 && (0.0..4.0).contains(&i) {
+            if (x - i).abs() < 1e-6 && (0.0..SETTINGS.len() as f64).contains(&i) {
                 SETTINGS[i as usize].to_string()
             } else {
                 String::new()

@@ -8,8 +8,16 @@ use crate::distill::metrics::Metrics;
 use crate::distill::stats::{mean_interval, mean_std, wilson};
 use crate::distill::train::TrainConfig;
 
-/// The four settings, in report order.
-pub const SETTINGS: [&str; 4] = ["gold", "augmented", "self-distill", "ensemble"];
+/// The settings, in report order (`distill` needs the MiniLM asset, `semi` an unlabeled pool;
+/// a setting that did not run is left out of the table).
+pub const SETTINGS: [&str; 6] = [
+    "gold",
+    "augmented",
+    "self-distill",
+    "ensemble",
+    "distill",
+    "semi",
+];
 
 /// Settings of an experiment.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -29,10 +37,27 @@ pub struct ExperimentConfig {
     /// Each generation after 0 trains on fresh EDA copies its teacher has not seen.
     #[serde(default)]
     pub fresh_copies: bool,
+    /// Folds of the cross-fitted teachers (0: each generation's own model teaches).
+    #[serde(default)]
+    pub crossfit: usize,
+    /// The `distill` setting's teacher starts from this BERT folder (all-MiniLM-L6-v2 from
+    /// `make assets` by default); unset: no `distill` setting.
+    #[serde(default)]
+    pub teacher_init: Option<std::path::PathBuf>,
+    /// Epochs of the `distill` teacher over the gold rows.
+    #[serde(default = "default_teacher_epochs")]
+    pub teacher_epochs: usize,
+    /// Unlabeled in-domain rows for the `semi` setting; unset: no `semi` setting.
+    #[serde(default)]
+    pub unlabeled: Option<String>,
     /// Student training settings; seed `i` trains with `train.seed + 100·i`. `epochs` are
     /// passes over the augmented corpus; `gold` makes `epochs × (1 + copies)` passes over the
     /// original rows, so every setting takes the same number of optimizer steps.
     pub student: TrainConfig,
+}
+
+fn default_teacher_epochs() -> usize {
+    4
 }
 
 /// One line of `results.json`.
@@ -65,6 +90,9 @@ pub struct Curve {
     pub metrics: Metrics,
     /// Mean training loss per epoch.
     pub losses: Vec<f64>,
+    /// Mean entropy (nats) of the soft labels the generation trained on.
+    #[serde(default)]
+    pub soft_label_entropy: Option<f64>,
 }
 
 /// Everything an experiment produced.
@@ -155,6 +183,9 @@ fn settings_table(r: &ExperimentReport) -> String {
     );
     for setting in SETTINGS {
         let rows: Vec<&ResultRow> = r.results.iter().filter(|x| x.setting == setting).collect();
+        if rows.is_empty() {
+            continue;
+        }
         let pick = |f: fn(&ResultRow) -> f64| rows.iter().map(|x| f(x)).collect::<Vec<_>>();
         let delta = if setting == "gold" {
             "-".to_string()
@@ -208,8 +239,8 @@ fn footnote(r: &ExperimentReport) -> String {
 fn generations_table(r: &ExperimentReport) -> String {
     let mut s = String::from(
         "\n## By generation\n\n\
-         | generation | teacher | accuracy | Δ accuracy vs gold [95% CI] | ECE | last epoch loss |\n\
-         |---|---|---|---|---|---|\n",
+         | generation | teacher | accuracy | Δ accuracy vs gold [95% CI] | ECE | last epoch loss | soft-label entropy |\n\
+         |---|---|---|---|---|---|---|\n",
     );
     let mut keys: Vec<(usize, &str)> = r
         .curves
@@ -233,18 +264,35 @@ fn generations_table(r: &ExperimentReport) -> String {
                 .find(|c| c.seed == seed)
                 .map(|c| c.metrics.accuracy)
         }));
+        let crossfit = if r.config.crossfit >= 2 {
+            " (cross-fitted)"
+        } else {
+            ""
+        };
         let teacher = match (g, setting) {
-            (0, _) => "gold labels (augmented)",
-            (_, "ensemble") => "ensemble of every earlier generation",
-            _ => "previous generation",
+            (0, _) => "gold labels (augmented)".to_string(),
+            (_, "ensemble") => format!("ensemble of every earlier generation{crossfit}"),
+            (_, "distill") => "BERT fine-tuned on the gold rows".to_string(),
+            (_, "semi") => format!("generation 0{crossfit}, + unlabeled pool"),
+            _ => format!("previous generation{crossfit}"),
+        };
+        let entropy: Vec<f64> = of.iter().filter_map(|c| c.soft_label_entropy).collect();
+        let entropy = if entropy.is_empty() {
+            "-".to_string()
+        } else {
+            mean_sd_cell(&entropy, 1.0)
         };
         s.push_str(&format!(
-            "| {g} | {teacher} | {} | {delta} | {} | {} |\n",
+            "| {g} | {teacher} | {} | {delta} | {} | {} | {entropy} |\n",
             stat(&|c| c.metrics.accuracy, 100.0),
             stat(&|c| c.metrics.ece, 100.0),
             stat(&|c| c.losses.last().copied().unwrap_or(f64::NAN), 1.0),
         ));
     }
+    s.push_str(
+        "\nSoft-label entropy: the mean entropy (nats) of the teacher's distribution over the rows \
+         a generation trained on; 0 is one-hot (the gold label again), ln(classes) uniform.\n",
+    );
     s
 }
 
@@ -280,6 +328,7 @@ mod tests {
                     ece: x.ece,
                 },
                 losses: vec![0.4],
+                soft_label_entropy: None,
             })
             .collect();
         ExperimentReport {
@@ -291,6 +340,10 @@ mod tests {
                 copies: 4,
                 generations: 2,
                 fresh_copies: false,
+                crossfit: 0,
+                teacher_init: None,
+                teacher_epochs: 4,
+                unlabeled: None,
                 student: TrainConfig::default(),
             },
             results,

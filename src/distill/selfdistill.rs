@@ -67,6 +67,16 @@ pub struct SelfDistillConfig {
     /// generation reuses generation 0's corpus.
     #[serde(default)]
     pub fresh_copies: bool,
+    /// Cross-fit every teaching generation with this many folds (see
+    /// [`crate::distill::crossfit`]): each training row is then labelled by a model that never
+    /// saw its family. 0: a generation's own model teaches (born-again networks).
+    #[serde(default)]
+    pub crossfit: usize,
+    /// Unlabeled in-domain rows (a Parquet file, folder or glob; any labels are ignored):
+    /// each with one EDA copy ([`POOL_COPIES`]), labelled by every generation's teacher and
+    /// trained on from generation 1, as in Noisy Student.
+    #[serde(default)]
+    pub unlabeled: Option<String>,
     /// Student training settings (the seed of generation k is `seed + k`).
     pub train: TrainConfig,
 }
@@ -84,6 +94,12 @@ pub struct Generation {
     pub metrics: Option<Metrics>,
     /// Mean training loss per epoch.
     pub losses: Vec<f64>,
+    /// The generation's cross-fit folder, when it teaches cross-fitted.
+    #[serde(default)]
+    pub crossfit: Option<PathBuf>,
+    /// Mean entropy (nats) of the soft labels this generation trained on.
+    #[serde(default)]
+    pub soft_label_entropy: Option<f64>,
 }
 
 /// The stage a step puts between its corpus and its output folder.
@@ -149,9 +165,17 @@ pub struct Corpus {
     pub path: PathBuf,
     /// Its rows, with gold labels (copies inherit their parent's).
     pub gold: data::Dataset,
-    /// Hash of its manifest: a generation trained on another corpus is stale.
+    /// Hash of its manifest (and the pool's): a generation trained on another corpus is stale.
     pub fingerprint: String,
+    /// The augmented unlabeled pool (`OUT/pool`), when there is one: only teachers label it.
+    pub pool: Option<PathBuf>,
 }
+
+/// EDA copies of each unlabeled pool row (at most `copies`).
+pub const POOL_COPIES: u32 = 1;
+
+/// The label column read from an unlabeled pool: none, whatever the files hold.
+const NO_LABEL: &str = "\u{0}retort: no label";
 
 /// Writes the EDA-augmented corpus (`copies = 0`: the rows as they are) to `OUT/augmented`
 /// and loads it. Skipped when already complete for the same settings.
@@ -185,41 +209,77 @@ fn prepare_variant(
     } else {
         out.join(format!("augmented-{variant}"))
     };
-    let step = if cfg.copies > 0 {
-        let copies = CopyOptions {
-            copies: cfg.copies,
-            keep_original: true,
-            unchanged: Default::default(),
-        };
-        let eda = EdaConfig {
-            alpha: cfg.alpha,
-            ..EdaConfig::default()
-        };
-        Step::Eda(copies, eda)
-    } else {
-        Step::Copy
+    let step = |copies: u32| {
+        if copies > 0 {
+            let copies = CopyOptions {
+                copies,
+                keep_original: true,
+                unchanged: Default::default(),
+            };
+            let eda = EdaConfig {
+                alpha: cfg.alpha,
+                ..EdaConfig::default()
+            };
+            Step::Eda(copies, eda)
+        } else {
+            Step::Copy
+        }
     };
     let seed = cfg.train.seed + variant as u64;
     run_step(
         "augment",
         seed,
         train_path,
-        step,
+        step(cfg.copies),
         &augmented,
         cfg.train.placement,
     )?;
+    let pool = match &cfg.unlabeled {
+        Some(u) => {
+            let dir = match variant {
+                0 => out.join("pool"),
+                v => out.join(format!("pool-{v}")),
+            };
+            // One copy per pool row: the pool is usually many times the labelled rows, and
+            // one noisy view of each new input already gives the student new inputs.
+            let copies = cfg.copies.min(POOL_COPIES);
+            run_step("augment", seed, u, step(copies), &dir, cfg.train.placement)
+                .map_err(|e| e.context("the unlabeled pool"))?;
+            Some(dir)
+        }
+        None => None,
+    };
     let gold = data::load(&augmented.display().to_string(), "text", "label", None)?;
     if gold.labelled() == 0 {
         return Err(Error::user(format!("`{train_path}` has no gold labels"))
             .with_hint("generation 0 trains on gold labels"));
     }
-    let manifest = fs_err::read(augmented.join("_SUCCESS.json"))
-        .map_err(|e| Error::runtime("cannot read the augmented corpus' manifest").with_source(e))?;
+    let read = |dir: &Path| {
+        fs_err::read(dir.join("_SUCCESS.json")).map_err(|e| {
+            Error::runtime("cannot read the augmented corpus' manifest").with_source(e)
+        })
+    };
+    let mut manifest = read(&augmented)?;
+    if let Some(p) = &pool {
+        manifest.extend(read(p)?);
+    }
     Ok(Corpus {
         path: augmented,
         gold,
         fingerprint: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&manifest)),
+        pool,
     })
+}
+
+/// Refuses a fold count that cannot cross-fit.
+pub fn check_crossfit(folds: usize) -> Result<()> {
+    if folds == 1 || folds > 20 {
+        return Err(Error::user(format!(
+            "`--crossfit {folds}`: cross-fitting needs between 2 and 20 folds"
+        ))
+        .with_hint("use 5 (the default), or 0 to let each generation's own model teach"));
+    }
+    Ok(())
 }
 
 /// The teachers of generation `g` (≥ 1) given the earlier generations.
@@ -227,9 +287,10 @@ pub fn teachers_for(mode: EnsembleMode, earlier: &[Generation], epochs: usize) -
     let Some(prev) = earlier.last() else {
         return vec![];
     };
+    let teacher = |g: &Generation| g.crossfit.clone().unwrap_or_else(|| g.model.clone());
     match mode {
-        EnsembleMode::Previous => vec![prev.model.clone()],
-        EnsembleMode::All => earlier.iter().map(|x| x.model.clone()).collect(),
+        EnsembleMode::Previous => vec![teacher(prev)],
+        EnsembleMode::All => earlier.iter().map(teacher).collect(),
         EnsembleMode::LastEpochs(k) => (epochs.saturating_sub(k) + 1..=epochs)
             .map(|e| {
                 prev.model
@@ -251,6 +312,8 @@ struct GenerationKey {
     /// at the same path makes the generation stale.
     teacher_content: Vec<String>,
     eval: Option<String>,
+    #[serde(default)]
+    folds: usize,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -260,14 +323,16 @@ struct GenerationRecord {
 }
 
 /// Trains generation `g` into `dir`: with no teachers on the gold labels of the corpus,
-/// otherwise on gold + soft labels written by the teachers into `dir/soft`. The train seed is
-/// `train.seed + g`. A generation already finished with the same settings is reused.
+/// otherwise on gold + soft labels written by the teachers into `dir/soft`; with `folds ≥ 2`
+/// also its cross-fit folder `dir/crossfit` (the same rows, `folds` fold models). The train
+/// seed is `train.seed + g`. A generation already finished with the same settings is reused.
 #[allow(clippy::too_many_arguments)]
 pub fn train_generation(
     train_cfg: &TrainConfig,
     corpus: &Corpus,
     g: usize,
     teachers: Vec<PathBuf>,
+    folds: usize,
     dir: &Path,
     eval: Option<(&str, &data::Dataset)>,
     progress: bool,
@@ -285,10 +350,19 @@ pub fn train_generation(
         teachers: teachers.clone(),
         teacher_content,
         eval: eval.map(|(p, _)| p.to_string()),
+        folds,
     };
     let record_path = dir.join("generation.json");
     if let Ok(old) = crate::io::manifest::read_json::<GenerationRecord>(&record_path) {
-        if old.key == key && old.generation.model.join("model.safetensors").exists() {
+        let crossfit_done = old
+            .generation
+            .crossfit
+            .as_ref()
+            .is_none_or(|c| c.join(crate::distill::crossfit::FOLDS_FILE).is_file());
+        if old.key == key
+            && old.generation.model.join("model.safetensors").exists()
+            && crossfit_done
+        {
             return Ok(old.generation);
         }
     }
@@ -296,28 +370,41 @@ pub fn train_generation(
     let rows = if teachers.is_empty() {
         corpus.gold.clone()
     } else {
-        let models = teachers.iter().map(|t| t.display().to_string()).collect();
-        let step = Step::Teacher(TeacherConfig {
-            model: Folders::Many(models),
-            batch_size: None,
-            batch_tokens: None,
-        });
+        let models: Vec<String> = teachers.iter().map(|t| t.display().to_string()).collect();
+        let step = || {
+            Step::Teacher(TeacherConfig {
+                model: Folders::Many(models.clone()),
+                batch_size: None,
+                batch_tokens: None,
+            })
+        };
         let soft = dir.join("soft");
         let corpus_path = corpus.path.display().to_string();
         run_step(
             "soft-labels",
             tc.seed,
             &corpus_path,
-            step,
+            step(),
             &soft,
             tc.placement,
         )?;
-        data::load(
-            &soft.display().to_string(),
-            "text",
-            "label",
-            Some(&corpus.gold.label_names),
-        )?
+        let names = Some(corpus.gold.label_names.as_slice());
+        let mut rows = data::load(&soft.display().to_string(), "text", "label", names)?;
+        if let Some(pool) = &corpus.pool {
+            let soft = dir.join("soft-pool");
+            let pool_path = pool.display().to_string();
+            run_step(
+                "soft-labels",
+                tc.seed,
+                &pool_path,
+                step(),
+                &soft,
+                tc.placement,
+            )?;
+            let unlabeled = data::load(&soft.display().to_string(), "text", NO_LABEL, names)?;
+            rows.examples.extend(unlabeled.examples);
+        }
+        rows
     };
     let mut student = train::new_student(&tc, &rows, &device)?;
     let report = train::train(
@@ -332,12 +419,21 @@ pub fn train_generation(
     let metrics = eval
         .map(|(_, e)| train::evaluate(&final_model, e))
         .transpose()?;
+    let crossfit = if folds >= 2 {
+        let path = dir.join("crossfit");
+        crate::distill::crossfit::train_folds(&tc, &rows, folds, &path, progress)?;
+        Some(path)
+    } else {
+        None
+    };
     let generation = Generation {
         generation: g,
         teachers,
         model: report.final_model.clone(),
         metrics,
         losses: report.epochs.iter().map(|e| e.loss).collect(),
+        crossfit,
+        soft_label_entropy: crate::distill::crossfit::soft_label_entropy(&rows),
     };
     crate::io::manifest::write_json_atomic(
         &record_path,
@@ -358,6 +454,7 @@ pub fn run(
     out: &Path,
     progress: bool,
 ) -> Result<Vec<Generation>> {
+    check_crossfit(cfg.crossfit)?;
     let corpus = prepare(cfg, train_path, out)?;
     let eval = eval_path
         .map(|p| data::load(p, "text", "label", Some(&corpus.gold.label_names)))
@@ -368,11 +465,14 @@ pub fn run(
         let teachers = teachers_for(cfg.ensemble, &generations, cfg.train.epochs);
         let dir = out.join(format!("gen-{g}"));
         let fresh = corpus_for(cfg, train_path, out, g)?;
+        // The last generation teaches nobody.
+        let folds = if g < cfg.generations { cfg.crossfit } else { 0 };
         generations.push(train_generation(
             &cfg.train,
             fresh.as_ref().unwrap_or(&corpus),
             g,
             teachers,
+            folds,
             &dir,
             eval,
             progress,
@@ -386,8 +486,8 @@ pub fn run(
 /// evaluation rows, so a difference of a few rows is not read as a change of the model.
 pub fn table_text(gens: &[Generation]) -> String {
     let mut s = format!(
-        "{:>10} {:>9} {:>17} {:>9} {:>8} {:>8} {:>10}  teachers\n",
-        "generation", "accuracy", "95% interval", "macro-F1", "NLL", "ECE", "last loss"
+        "{:>10} {:>9} {:>17} {:>9} {:>8} {:>8} {:>10} {:>8}  teachers\n",
+        "generation", "accuracy", "95% interval", "macro-F1", "NLL", "ECE", "last loss", "entropy"
     );
     for g in gens {
         let m = g
@@ -402,14 +502,27 @@ pub fn table_text(gens: &[Generation]) -> String {
                 )
             })
             .unwrap_or_else(|| format!("{:>9} {:>17} {:>9} {:>8} {:>8}", "-", "-", "-", "-", "-"));
+        let entropy = g
+            .soft_label_entropy
+            .map(|h| format!("{h:.4}"))
+            .unwrap_or_else(|| "-".into());
         s.push_str(&format!(
-            "{:>10} {m} {:>10.4}  {}\n",
+            "{:>10} {m} {:>10.4} {entropy:>8}  {}\n",
             g.generation,
             g.losses.last().copied().unwrap_or(0.0),
             if g.teachers.is_empty() {
                 "gold labels".to_string()
             } else {
-                format!("{} model(s)", g.teachers.len())
+                let crossfit = g
+                    .teachers
+                    .iter()
+                    .filter(|t| t.join(crate::distill::crossfit::FOLDS_FILE).is_file())
+                    .count();
+                if crossfit > 0 {
+                    format!("{} model(s), {crossfit} cross-fitted", g.teachers.len())
+                } else {
+                    format!("{} model(s)", g.teachers.len())
+                }
             }
         ));
     }
@@ -419,6 +532,12 @@ pub fn table_text(gens: &[Generation]) -> String {
              generations whose intervals overlap are not told apart by these rows\n",
             1.0 / rows.max(1) as f64
         ));
+    }
+    if gens.iter().any(|g| g.soft_label_entropy.is_some()) {
+        s.push_str(
+            "entropy: mean entropy (nats) of the soft labels a generation trained on; \
+             0 is one-hot, ln(classes) uniform\n",
+        );
     }
     s
 }

@@ -2,7 +2,7 @@
 //! teacher and student see the same text. Several model folders form an ensemble: the mean of
 //! their probabilities, stored as log-probabilities.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, StringArray};
@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::batch::{col, Batch};
+use crate::distill::crossfit::FoldAssignment;
 use crate::distill::data::TEACHER_LOGITS;
 use crate::error::{Error, Result};
 use crate::models::device::Compute;
@@ -74,9 +75,24 @@ batch_tokens = 8192"#,
     config: std::marker::PhantomData,
 };
 
+/// One member of a teacher: a model folder, or a cross-fit folder's fold models (see
+/// [`crate::distill::crossfit`]).
+enum Member {
+    /// A model (boxed: a predictor is large next to the fold list).
+    Model(Box<Predictor>),
+    /// Fold models and which rows each one may label.
+    Folds {
+        assignment: FoldAssignment,
+        models: Vec<Predictor>,
+    },
+}
+
+/// A row's id and parent id, which choose the fold model of a cross-fitted teacher.
+pub type RowKey<'a> = (Option<&'a str>, Option<&'a str>);
+
 /// A loaded teacher (one model or an ensemble) on its device.
 pub struct Teacher {
-    members: Vec<Predictor>,
+    members: Vec<Member>,
     /// How rows are grouped into forward passes.
     pub limits: BatchLimits,
     /// Class names in logit order.
@@ -85,47 +101,88 @@ pub struct Teacher {
     pub description: serde_json::Value,
 }
 
+/// Loads one model folder for a teacher, with its provenance.
+fn load_model(f: &Path, compute: &Compute) -> Result<(Predictor, Vec<String>, serde_json::Value)> {
+    let shown = f.display().to_string();
+    let model = Model::load(f, &candle_core::Device::Cpu)
+        .map_err(|e| e.context(format!("teacher `{shown}`")))?;
+    let described = serde_json::json!({
+        // Normalised, so `./m` and `m` write the same file metadata.
+        "folder": crate::io::identity::normalise_path(&shown),
+        "sha256": Model::content_hash(f)?,
+        "kind": model.info.kind,
+        "tokenizer_sha256": model.tokenizer.hash()?,
+    });
+    let predictor = model
+        .predictor(compute)
+        .map_err(|e| e.context(format!("teacher `{shown}`")))?;
+    Ok((predictor, model.info.label_names.clone(), described))
+}
+
+/// Refuses members whose classes differ from the first's.
+fn check_classes(first: &str, names: &[String], f: &str, m: &[String]) -> Result<()> {
+    if m != names {
+        return Err(Error::user(format!(
+            "ensemble members disagree on classes: `{first}` has {names:?}, `{f}` has {m:?}"
+        )));
+    }
+    Ok(())
+}
+
 impl Teacher {
-    /// Loads every folder onto `compute`; all must share class names.
+    /// Loads every folder onto `compute`; all must share class names. A cross-fit folder
+    /// (one holding `folds.json`) is one member made of its fold models.
     pub fn load(folders: &[String], compute: &Compute) -> Result<Teacher> {
         if folders.is_empty() {
             return Err(Error::user("`model` lists no folder"));
         }
         let mut members = Vec::new();
-        let mut names = Vec::new();
+        let mut label_names: Option<Vec<String>> = None;
         let mut described = Vec::new();
         for f in folders {
-            let path = PathBuf::from(f);
-            let model = Model::load(&path, &candle_core::Device::Cpu)
-                .map_err(|e| e.context(format!("teacher `{f}`")))?;
-            let sha = Model::content_hash(&path)?;
-            let tokenizer_sha = model.tokenizer.hash()?;
-            described.push(serde_json::json!({
-                // Normalised, so `./m` and `m` write the same file metadata.
-                "folder": crate::io::identity::normalise_path(f),
-                "sha256": sha,
-                "kind": model.info.kind,
-                "tokenizer_sha256": tokenizer_sha,
-            }));
-            names.push(model.info.label_names.clone());
-            members.push(
-                model
-                    .predictor(compute)
-                    .map_err(|e| e.context(format!("teacher `{f}`")))?,
-            );
-        }
-        let label_names = names[0].clone();
-        for (m, f) in names.iter().zip(folders).skip(1) {
-            if *m != label_names {
-                return Err(Error::user(format!(
-                    "ensemble members disagree on classes: `{}` has {label_names:?}, `{f}` has {m:?}",
-                    folders[0]
-                )));
+            let dir = PathBuf::from(f);
+            let mut check = |names: Vec<String>, shown: &str| match &label_names {
+                Some(first) => check_classes(&folders[0], first, shown, &names),
+                None => {
+                    label_names = Some(names);
+                    Ok(())
+                }
+            };
+            match FoldAssignment::read(&dir)? {
+                None => {
+                    let (p, names, d) = load_model(&dir, compute)?;
+                    check(names, f)?;
+                    described.push(d);
+                    members.push(Member::Model(Box::new(p)));
+                }
+                Some(assignment) => {
+                    let mut models = Vec::new();
+                    let mut folds = Vec::new();
+                    for m in assignment.model_dirs(&dir) {
+                        let (p, names, d) = load_model(&m, compute)?;
+                        check(names, &m.display().to_string())?;
+                        folds.push(d);
+                        models.push(p);
+                    }
+                    described.push(serde_json::json!({
+                        "folder": crate::io::identity::normalise_path(f),
+                        "crossfit": { "k": assignment.k, "seed": assignment.seed, "folds": folds },
+                    }));
+                    members.push(Member::Folds { assignment, models });
+                }
             }
         }
+        let label_names = label_names.unwrap_or_default();
+        let combine = match members.as_slice() {
+            [Member::Model(_)] => "logits",
+            [Member::Folds { .. }] => {
+                "cross-fitted: a training row's fold model alone, other rows the log of the mean of the fold models' probabilities"
+            }
+            _ => "log of the mean of member probabilities",
+        };
         let description = serde_json::json!({
             "members": described,
-            "combine": if members.len() == 1 { "logits" } else { "log of the mean of member probabilities" },
+            "combine": combine,
             "label_names": label_names,
             "dtype": format!("{:?}", compute.dtype).to_lowercase(),
         });
@@ -142,40 +199,106 @@ impl Teacher {
         self.label_names.len()
     }
 
-    /// Logits at temperature 1 for each text (for an ensemble: log mean probability).
-    pub fn logits(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        Ok(self.logits_with_stats(texts, None)?.0)
+    /// Whether a member is cross-fitted (its labels depend on the rows' ids).
+    pub fn is_crossfit(&self) -> bool {
+        self.members
+            .iter()
+            .any(|m| matches!(m, Member::Folds { .. }))
     }
 
-    /// [`Self::logits`], tokenizing on `pool` (default: the global rayon pool), with the
-    /// forward passes' token counts (summed over members).
+    /// Logits at temperature 1 for each text (for an ensemble: log mean probability). Rows
+    /// without a key are outside every cross-fit assignment.
+    pub fn logits(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.logits_with_stats(texts, None, None)?.0)
+    }
+
+    /// [`Self::logits`] for rows with their ids (`keys`, one per text, which route a
+    /// cross-fitted member's rows to their fold model), tokenizing on `pool` (default: the
+    /// global rayon pool), with the forward passes' token counts (summed over members).
     pub fn logits_with_stats(
         &self,
         texts: &[&str],
+        keys: Option<&[RowKey<'_>]>,
         pool: Option<&rayon::ThreadPool>,
     ) -> Result<(Vec<Vec<f32>>, PassStats)> {
-        if self.members.len() == 1 {
-            return self.members[0].logits(texts, self.limits, pool);
-        }
         let mut stats = PassStats::default();
-        let mut mean = vec![vec![0f64; self.classes()]; texts.len()];
+        if let [m] = self.members.as_slice() {
+            let logits = self.member_logits(m, texts, keys, pool, &mut stats)?;
+            return Ok((logits, stats));
+        }
+        let mut all = Vec::with_capacity(self.members.len());
         for m in &self.members {
-            let (logits, s) = m.logits(texts, self.limits, pool)?;
+            all.push(self.member_logits(m, texts, keys, pool, &mut stats)?);
+        }
+        Ok((mean_of_probabilities(&all, texts.len()), stats))
+    }
+
+    /// One member's logits for `texts`.
+    fn member_logits(
+        &self,
+        member: &Member,
+        texts: &[&str],
+        keys: Option<&[RowKey<'_>]>,
+        pool: Option<&rayon::ThreadPool>,
+        stats: &mut PassStats,
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut run = |p: &Predictor, texts: &[&str]| -> Result<Vec<Vec<f32>>> {
+            let (l, s) = p.logits(texts, self.limits, pool)?;
             stats.batches += s.batches;
             stats.tokens += s.tokens;
             stats.padded_tokens += s.padded_tokens;
-            for (acc, l) in mean.iter_mut().zip(logits) {
-                for (a, p) in acc.iter_mut().zip(crate::distill::metrics::softmax(&l)) {
-                    *a += p / self.members.len() as f64;
-                }
+            Ok(l)
+        };
+        let (assignment, models) = match member {
+            Member::Model(p) => return run(p, texts),
+            Member::Folds { assignment, models } => (assignment, models),
+        };
+        // Group the rows by fold; the last group holds rows outside the assignment.
+        let k = models.len();
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); k + 1];
+        for i in 0..texts.len() {
+            let fold = keys
+                .and_then(|keys| keys[i].0.map(|id| assignment.fold_of(id, keys[i].1)))
+                .flatten();
+            groups[fold.unwrap_or(k)].push(i);
+        }
+        let mut out = vec![Vec::new(); texts.len()];
+        for (fold, rows) in groups.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            let sub: Vec<&str> = rows.iter().map(|&i| texts[i]).collect();
+            let logits = if fold < k {
+                run(&models[fold], &sub)?
+            } else {
+                let each = models
+                    .iter()
+                    .map(|p| run(p, &sub))
+                    .collect::<Result<Vec<_>>>()?;
+                mean_of_probabilities(&each, sub.len())
+            };
+            for (&i, l) in rows.iter().zip(logits) {
+                out[i] = l;
             }
         }
-        let logits = mean
-            .into_iter()
-            .map(|row| row.into_iter().map(|p| p.max(1e-30).ln() as f32).collect())
-            .collect();
-        Ok((logits, stats))
+        Ok(out)
     }
+}
+
+/// The log of the mean of several members' probabilities, row by row.
+fn mean_of_probabilities(members: &[Vec<Vec<f32>>], rows: usize) -> Vec<Vec<f32>> {
+    let mut mean: Vec<Vec<f64>> = vec![Vec::new(); rows];
+    for logits in members {
+        for (acc, l) in mean.iter_mut().zip(logits) {
+            let p = crate::distill::metrics::softmax(l);
+            if acc.is_empty() {
+                acc.resize(p.len(), 0.0);
+            }
+            for (a, p) in acc.iter_mut().zip(p) {
+                *a += p / members.len() as f64;
+            }
+        }
+    }
+    mean.into_iter()
+        .map(|row| row.into_iter().map(|p| p.max(1e-30).ln() as f32).collect())
+        .collect()
 }
 
 /// The stage.
@@ -220,7 +343,15 @@ impl TeacherStage {
 
 impl Transform for TeacherStage {
     fn model_paths(&self) -> Vec<PathBuf> {
-        self.folders.clone()
+        // A cross-fit folder's identity is its `folds.json`; its fold models are listed too.
+        let mut paths = Vec::new();
+        for f in &self.folders {
+            paths.push(f.clone());
+            if let Ok(Some(a)) = FoldAssignment::read(f) {
+                paths.extend(a.model_dirs(f));
+            }
+        }
+        paths
     }
 
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
@@ -271,8 +402,22 @@ impl Transform for TeacherStage {
         let rows: Vec<usize> = (0..n).filter(|&i| text.is_valid(i)).collect();
         let texts: Vec<&str> = rows.iter().map(|&i| text.value(i)).collect();
         let classes = self.teacher.classes();
+        let ids = data
+            .column_by_name(col::ID)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+        let parents = data
+            .column_by_name(col::PARENT_ID)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+        fn value(a: Option<&StringArray>, i: usize) -> Option<&str> {
+            a.filter(|a| a.is_valid(i)).map(|a| a.value(i))
+        }
+        let key = |i: usize| (value(ids, i), value(parents, i));
+        let keys: Vec<RowKey<'_>> = rows.iter().map(|&i| key(i)).collect();
         let mut logits: Vec<Option<Vec<f32>>> = vec![None; n];
-        match self.teacher.logits_with_stats(&texts, Some(&cx.pool)) {
+        match self
+            .teacher
+            .logits_with_stats(&texts, Some(&keys), Some(&cx.pool))
+        {
             Ok((ls, stats)) => {
                 for (&i, l) in rows.iter().zip(ls) {
                     logits[i] = Some(l);
@@ -284,13 +429,13 @@ impl Transform for TeacherStage {
             Err(_) => {
                 // Retry row by row so one bad row does not sink the others.
                 for &i in &rows {
-                    match self.teacher.logits(&[text.value(i)]) {
-                        Ok(mut l) => logits[i] = l.pop(),
+                    let one =
+                        self.teacher
+                            .logits_with_stats(&[text.value(i)], Some(&[key(i)]), None);
+                    match one {
+                        Ok((mut l, _)) => logits[i] = l.pop(),
                         Err(e) => {
-                            let id = data
-                                .column_by_name(col::ID)
-                                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                                .map(|a| a.value(i).to_string());
+                            let id = value(ids, i).map(str::to_string);
                             cx.reject(
                                 "teacher_failed",
                                 format!("the teacher could not label the row: {e}"),
@@ -302,13 +447,7 @@ impl Transform for TeacherStage {
                 }
             }
         }
-        let ids = data
-            .column_by_name(col::ID)
-            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
-        let id_of = |i: usize| {
-            ids.filter(|a| a.is_valid(i))
-                .map(|a| a.value(i).to_string())
-        };
+        let id_of = |i: usize| value(ids, i).map(str::to_string);
         for (i, l) in logits.iter_mut().enumerate() {
             // A model with NaN or infinite weights gives logits no student can learn from.
             if l.as_ref().is_some_and(|l| l.iter().any(|x| !x.is_finite())) {

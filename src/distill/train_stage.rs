@@ -26,6 +26,12 @@ pub struct TrainStageKeys {
     /// Labelled rows (a Parquet file, folder or glob) to evaluate after every epoch.
     #[serde(default)]
     pub eval: Option<String>,
+    /// Also train a cross-fit folder `PATH/crossfit` with this many folds (at least 2): fold
+    /// models that each never saw one fold of the row families. A `teacher` whose `model` is
+    /// that folder labels every training row (and its augmented copies) with the model of its
+    /// fold, other rows with the mean of all. Unset: no cross-fit folder.
+    #[serde(default)]
+    pub folds: Option<usize>,
 }
 
 /// Configuration of `train`: its own keys plus every `retort train` setting.
@@ -42,12 +48,15 @@ pub struct TrainStageConfig {
 fn parse(table: &toml::Table) -> std::result::Result<TrainStageConfig, String> {
     let mut rest = table.clone();
     let mut own = toml::Table::new();
-    for k in ["path", "eval"] {
+    for k in ["path", "eval", "folds"] {
         if let Some(v) = rest.remove(k) {
             own.insert(k.to_string(), v);
         }
     }
     let keys: TrainStageKeys = parse_table(&own)?;
+    if keys.folds.is_some_and(|k| !(2..=20).contains(&k)) {
+        return Err("`folds` must be between 2 and 20".into());
+    }
     let seed_given = rest.contains_key("seed");
     let train: TrainConfig = parse_table(&rest)?;
     train
@@ -176,7 +185,16 @@ impl Sink for TrainSink {
         let marker = dir.join(TRAINED_FILE);
         let trained_here = crate::io::manifest::read_json::<Trained>(&marker)
             .is_ok_and(|t| t.fingerprint == fingerprint);
-        if report.up_to_date && trained_here && dir.join("final/model.safetensors").exists() {
+        let folds_done = cfg.keys.folds.is_none_or(|_| {
+            dir.join("crossfit")
+                .join(crate::distill::crossfit::FOLDS_FILE)
+                .is_file()
+        });
+        if report.up_to_date
+            && trained_here
+            && folds_done
+            && dir.join("final/model.safetensors").exists()
+        {
             return Ok(report);
         }
         match fs_err::remove_file(&marker) {
@@ -197,6 +215,13 @@ impl Sink for TrainSink {
             .transpose()?;
         let mut student = train::new_student(&cfg.train, &data, &device)?;
         train::train(&cfg.train, &mut student, &data, eval.as_ref(), &dir, false)?;
+        if let Some(k) = cfg.keys.folds {
+            let crossfit = dir.join("crossfit");
+            // A stale assignment must not describe the new fold models while they train.
+            let _ = fs_err::remove_file(crossfit.join(crate::distill::crossfit::FOLDS_FILE));
+            crate::distill::crossfit::train_folds(&cfg.train, &data, k, &crossfit, false)
+                .map_err(|e| e.context(format!("stage `{}`", cx.stage)))?;
+        }
         crate::io::manifest::write_json_atomic(&marker, &Trained { fingerprint })?;
         Ok(report)
     }

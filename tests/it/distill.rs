@@ -7,6 +7,7 @@ use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, Strin
 use arrow::datatypes::{DataType, Field};
 
 use crate::common::*;
+use retort::distill::results::SETTINGS;
 
 /// Splits the fixture corpus: the first 180 rows to train, the last 60 to test.
 fn split(dir: &Path) -> (String, String) {
@@ -404,12 +405,36 @@ fn self_distillation_runs_generations_with_ensembles() {
 }
 
 #[test]
-fn experiment_compares_four_settings_over_seeds() {
+fn experiment_compares_every_setting_over_seeds() {
     if !available(Dep::WordNet) {
         return;
     }
+    let Some(teacher) = minilm() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("exp");
+    // An unlabeled pool: the test rows' texts under other ids, with labels that must be
+    // ignored (all "positive").
+    let pool = tmp.path().join("pool.parquet");
+    let rows = fixture_tsv();
+    write_parquet(
+        &pool,
+        vec![
+            (
+                "id",
+                Arc::new(StringArray::from_iter_values(
+                    (0..60).map(|i| format!("pool-{i}")),
+                )),
+            ),
+            (
+                "text",
+                Arc::new(StringArray::from_iter_values(
+                    rows[180..].iter().map(|r| r.1.as_str()),
+                )),
+            ),
+            ("label", Arc::new(Int64Array::from(vec![1i64; 60]))),
+        ],
+        1000,
+    );
     let args = |seeds: &'static str| {
         vec![
             "experiment".to_string(),
@@ -433,6 +458,14 @@ fn experiment_compares_four_settings_over_seeds() {
             "2".into(),
             "--epochs".into(),
             "1".into(),
+            "--crossfit".into(),
+            "2".into(),
+            "--teacher".into(),
+            teacher.display().to_string(),
+            "--teacher-epochs".into(),
+            "1".into(),
+            "--unlabeled".into(),
+            pool.display().to_string(),
             "--quiet".into(),
             "--set".into(),
             "vocab_size=1000".into(),
@@ -445,8 +478,8 @@ fn experiment_compares_four_settings_over_seeds() {
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let results = results.as_array().unwrap();
-    assert_eq!(results.len(), 8, "4 settings × 2 seeds");
-    for setting in ["gold", "augmented", "self-distill", "ensemble"] {
+    assert_eq!(results.len(), 12, "6 settings × 2 seeds");
+    for setting in SETTINGS {
         for seed in 0..2 {
             let r = results
                 .iter()
@@ -480,6 +513,41 @@ fn experiment_compares_four_settings_over_seeds() {
     )
     .unwrap();
     assert_eq!(ens["generation"]["teachers"].as_array().unwrap().len(), 2);
+    // Teaching generations are cross-fitted; the last one is not.
+    let sd = out.join("seed-0/self-distill");
+    for g in 0..2 {
+        let folds = sd.join(format!("gen-{g}/crossfit/folds.json"));
+        assert!(folds.is_file(), "{}", folds.display());
+    }
+    assert!(!sd.join("gen-2/crossfit").exists());
+    let curves: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("curves.json")).unwrap()).unwrap();
+    let entropy = curves
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["setting"] == "self-distill" && c["generation"] == 1)
+        .unwrap()["soft_label_entropy"]
+        .as_f64()
+        .unwrap();
+    assert!(entropy > 0.0 && entropy < 2f64.ln() + 1e-9, "{entropy}");
+    // distill: the MiniLM teacher labelled the augmented corpus.
+    let distilled: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("seed-0/distill/student/generation.json")).unwrap(),
+    )
+    .unwrap();
+    let taught_by = distilled["generation"]["teachers"][0].as_str().unwrap();
+    assert!(taught_by.contains("distill/teacher"), "{taught_by}");
+    // semi: the pool (60 rows and a copy each) was labelled by the teacher; its labels were
+    // ignored, so only the corpus' 360 rows count as labelled.
+    let semi = sd.join("gen-1-semi");
+    assert_eq!(read_logits(&semi.join("soft-pool")).len(), 120);
+    let log: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(semi.join("student/train_log.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(log["labelled"], 360, "{log}");
+    assert_eq!(log["soft_labelled"], 480, "{log}");
     // Rerunning reuses every step and gives the same table.
     assert_eq!(run(args("2")), table);
     // Other settings in the same folder are refused.
