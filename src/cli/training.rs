@@ -72,9 +72,10 @@ pub struct SelfdistillArgs {
     /// Each generation after 0 trains on fresh EDA copies that its teacher has not seen.
     #[arg(long)]
     fresh_copies: bool,
-    /// Cross-fit every teaching generation with K folds, so that no row is labelled by a
-    /// model that trained on it (0: a generation's own model teaches).
-    #[arg(long, value_name = "K", default_value_t = 5)]
+    /// Cross-fit every teaching generation with K folds (5 is usual), so that no row is
+    /// labelled by a model that trained on it. Default 0: a generation's own model teaches
+    /// (cross-fitted CNN teachers lowered accuracy in docs/RESULTS.md).
+    #[arg(long, value_name = "K", default_value_t = 0)]
     crossfit: usize,
     /// Unlabeled in-domain rows (labels ignored), each with one EDA copy, labelled
     /// by each generation's teacher and trained on from generation 1.
@@ -121,9 +122,10 @@ pub struct ExperimentArgs {
     /// Each generation after 0 trains on fresh EDA copies that its teacher has not seen.
     #[arg(long)]
     fresh_copies: bool,
-    /// Cross-fit every teaching generation with K folds, so that no row is labelled by a
-    /// model that trained on it (0: a generation's own model teaches).
-    #[arg(long, value_name = "K", default_value_t = 5)]
+    /// Cross-fit every teaching generation with K folds (5 is usual), so that no row is
+    /// labelled by a model that trained on it. Default 0: a generation's own model teaches
+    /// (cross-fitted CNN teachers lowered accuracy in docs/RESULTS.md).
+    #[arg(long, value_name = "K", default_value_t = 0)]
     crossfit: usize,
     /// The `distill` setting's teacher: a BERT folder fine-tuned on the gold rows, which then
     /// labels the augmented corpus for the student (default: all-MiniLM-L6-v2 from `make

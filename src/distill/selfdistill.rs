@@ -277,7 +277,7 @@ pub fn check_crossfit(folds: usize) -> Result<()> {
         return Err(Error::user(format!(
             "`--crossfit {folds}`: cross-fitting needs between 2 and 20 folds"
         ))
-        .with_hint("use 5 (the default), or 0 to let each generation's own model teach"));
+        .with_hint("use 5, or 0 to let each generation's own model teach"));
     }
     Ok(())
 }
