@@ -174,12 +174,13 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
         results.push(row("ensemble", seed, &metrics_of(&ens)?));
         curves.push(curve("ensemble", seed, &ens)?);
         // distill: a stronger teacher of another architecture labels the augmented corpus.
-        if let Some(teacher) = distill_teacher(cfg, &student, &plain, &dir, progress)? {
+        let strong = distill_teacher(cfg, &student, &plain, &dir, progress)?;
+        if let Some(teacher) = &strong {
             let d = selfdistill::train_generation(
                 &student,
                 &corpus,
                 1,
-                vec![teacher],
+                vec![teacher.clone()],
                 0,
                 &dir.join("distill/student"),
                 eval,
@@ -188,15 +189,18 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
             results.push(row("distill", seed, &metrics_of(&d)?));
             curves.push(curve("distill", seed, &d)?);
         }
-        // semi: generation 1 trained on the corpus and the unlabeled pool, both labelled by
-        // generation 0.
+        // semi: a student trained on the corpus and the unlabeled pool, both labelled by the
+        // strongest teacher there is: the `distill` teacher, else generation 0.
         if cfg.unlabeled.is_some() {
             let semi_cfg = SelfDistillConfig {
                 unlabeled: cfg.unlabeled.clone(),
                 ..sd_cfg.clone()
             };
             let semi_corpus = selfdistill::prepare(&semi_cfg, &cfg.train, &sd_dir)?;
-            let teachers = selfdistill::teachers_for(EnsembleMode::Previous, &gens[..1], 0);
+            let teachers = match &strong {
+                Some(t) => vec![t.clone()],
+                None => selfdistill::teachers_for(EnsembleMode::Previous, &gens[..1], 0),
+            };
             let s = selfdistill::train_generation(
                 &student,
                 &semi_corpus,

@@ -273,6 +273,9 @@ fn generations_table(r: &ExperimentReport) -> String {
             (0, _) => "gold labels (augmented)".to_string(),
             (_, "ensemble") => format!("ensemble of every earlier generation{crossfit}"),
             (_, "distill") => "BERT fine-tuned on the gold rows".to_string(),
+            (_, "semi") if r.config.teacher_init.is_some() => {
+                "BERT fine-tuned on the gold rows, + unlabeled pool".to_string()
+            }
             (_, "semi") => format!("generation 0{crossfit}, + unlabeled pool"),
             _ => format!("previous generation{crossfit}"),
         };

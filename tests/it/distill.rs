@@ -542,6 +542,14 @@ fn experiment_compares_every_setting_over_seeds() {
     // ignored, so only the corpus' 360 rows count as labelled.
     let semi = sd.join("gen-1-semi");
     assert_eq!(read_logits(&semi.join("soft-pool")).len(), 120);
+    let semi_gen: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(semi.join("generation.json")).unwrap())
+            .unwrap();
+    let semi_teacher = semi_gen["generation"]["teachers"][0].as_str().unwrap();
+    assert_eq!(
+        semi_teacher, taught_by,
+        "semi is taught by the strongest teacher"
+    );
     let log: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(semi.join("student/train_log.json")).unwrap(),
     )
