@@ -383,7 +383,7 @@ mod bench {
     /// the pipeline does. Run with
     /// `cargo test --release bench_augmenters -- --ignored --nocapture`.
     #[test]
-    #[ignore]
+    #[ignore = "a benchmark, not a test: run it by hand (see above)"]
     fn bench_augmenters() {
         const TEXT: &str = "The quick brown fox jumps over the lazy dog while the farmer \
                             watches from his old wooden house. Nobody knows why it happened.";

@@ -341,7 +341,7 @@ fn steps_per_second(model: &Model, steps: usize) -> f64 {
 
 /// Speed report: `cargo test speed -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "a speed report, not a test: run it by hand (see above)"]
 fn speed_batch32_len40() {
     let (texts, _) = toy();
     let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
