@@ -12,4 +12,5 @@ pub mod selfdistill;
 pub mod stats;
 pub mod teacher;
 pub mod train;
+pub mod train_config;
 pub mod train_stage;

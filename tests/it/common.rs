@@ -63,10 +63,16 @@ pub fn fixture() -> String {
 
 /// Trains a small CNN teacher on the fixture corpus into `dir`; returns its `final` folder.
 pub fn train_tiny_teacher(dir: &Path) -> String {
-    ok(&[
+    train_tiny_teacher_with(dir, &[])
+}
+
+/// [`train_tiny_teacher`] with more arguments (`--set seed=7`, ...).
+pub fn train_tiny_teacher_with(dir: &Path, extra: &[&str]) -> String {
+    let data = fixture();
+    let mut args = vec![
         "train",
         "--data",
-        &fixture(),
+        &data,
         "--out",
         dir.to_str().unwrap(),
         "--quiet",
@@ -76,7 +82,9 @@ pub fn train_tiny_teacher(dir: &Path) -> String {
         "vocab_size=1000",
         "--set",
         "embed_dim=16",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    ok(&args);
     dir.join("final").display().to_string()
 }
 
@@ -149,10 +157,13 @@ fn strings(b: &RecordBatch, name: &str) -> Option<StringArray> {
     c.as_any().downcast_ref::<StringArray>().cloned()
 }
 
-/// Reads every visible Parquet file of a folder, sorted by id.
-pub fn read_rows(dir: &Path) -> Vec<Row> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
+/// Every batch of every visible Parquet file of `dir` (files in name order); none when the
+/// folder is absent.
+pub fn read_batches(dir: &Path) -> Vec<RecordBatch> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
@@ -161,46 +172,52 @@ pub fn read_rows(dir: &Path) -> Vec<Row> {
         })
         .collect();
     files.sort();
-    let mut rows = Vec::new();
+    let mut batches = Vec::new();
     for f in files {
         let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
             .unwrap()
             .build()
             .unwrap();
-        for b in reader {
-            let b = b.unwrap();
-            let id = strings(&b, "id").unwrap();
-            let parent = strings(&b, "parent_id");
-            let op = strings(&b, "op");
-            let params = strings(&b, "op_params");
-            let text = strings(&b, "text").unwrap();
-            let seed = b
-                .column_by_name("seed")
-                .map(|c| c.as_any().downcast_ref::<UInt64Array>().unwrap().clone());
-            let label = b
-                .column_by_name("label")
-                .map(|c| c.as_any().downcast_ref::<Int64Array>().unwrap().clone());
-            for i in 0..b.num_rows() {
-                rows.push(Row {
-                    id: id.value(i).to_string(),
-                    parent_id: parent
-                        .as_ref()
-                        .and_then(|p| p.is_valid(i).then(|| p.value(i).to_string())),
-                    op: op
-                        .as_ref()
-                        .map(|o| o.value(i).to_string())
-                        .unwrap_or_default(),
-                    op_params: params
-                        .as_ref()
-                        .map(|o| o.value(i).to_string())
-                        .unwrap_or_default(),
-                    seed: seed.as_ref().map_or(0, |s| s.value(i)),
-                    text: text.value(i).to_string(),
-                    label: label
-                        .as_ref()
-                        .and_then(|l| l.is_valid(i).then(|| l.value(i))),
-                });
-            }
+        batches.extend(reader.map(|b| b.unwrap()));
+    }
+    batches
+}
+
+/// Reads every visible Parquet file of a folder, sorted by id.
+pub fn read_rows(dir: &Path) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for b in read_batches(dir) {
+        let id = strings(&b, "id").unwrap();
+        let parent = strings(&b, "parent_id");
+        let op = strings(&b, "op");
+        let params = strings(&b, "op_params");
+        let text = strings(&b, "text").unwrap();
+        let seed = b
+            .column_by_name("seed")
+            .map(|c| c.as_any().downcast_ref::<UInt64Array>().unwrap().clone());
+        let label = b
+            .column_by_name("label")
+            .map(|c| c.as_any().downcast_ref::<Int64Array>().unwrap().clone());
+        for i in 0..b.num_rows() {
+            rows.push(Row {
+                id: id.value(i).to_string(),
+                parent_id: parent
+                    .as_ref()
+                    .and_then(|p| p.is_valid(i).then(|| p.value(i).to_string())),
+                op: op
+                    .as_ref()
+                    .map(|o| o.value(i).to_string())
+                    .unwrap_or_default(),
+                op_params: params
+                    .as_ref()
+                    .map(|o| o.value(i).to_string())
+                    .unwrap_or_default(),
+                seed: seed.as_ref().map_or(0, |s| s.value(i)),
+                text: text.value(i).to_string(),
+                label: label
+                    .as_ref()
+                    .and_then(|l| l.is_valid(i).then(|| l.value(i))),
+            });
         }
     }
     rows.sort();
@@ -220,34 +237,25 @@ pub struct RejectRow {
 /// Reads every file of `dir/_rejects`, sorted by (stage, reason, detail, id, text).
 pub fn read_rejects(dir: &Path) -> Vec<RejectRow> {
     let mut rows = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir.join("_rejects")) else {
-        return rows;
-    };
-    for f in entries.flatten().map(|e| e.path()) {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for b in reader {
-            let b = b.unwrap();
-            let col = |n: &str| strings(&b, n).unwrap_or_else(|| panic!("{f:?}: no `{n}`"));
-            let (stage, reason, detail, id, text) = (
-                col("stage"),
-                col("reason"),
-                col("detail"),
-                col("id"),
-                col("text"),
-            );
-            let opt = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
-            for i in 0..b.num_rows() {
-                rows.push(RejectRow {
-                    stage: stage.value(i).to_string(),
-                    reason: reason.value(i).to_string(),
-                    detail: detail.value(i).to_string(),
-                    id: opt(&id, i),
-                    text: opt(&text, i),
-                });
-            }
+    let rejects = dir.join("_rejects");
+    for b in read_batches(&rejects) {
+        let col = |n: &str| strings(&b, n).unwrap_or_else(|| panic!("{rejects:?}: no `{n}`"));
+        let (stage, reason, detail, id, text) = (
+            col("stage"),
+            col("reason"),
+            col("detail"),
+            col("id"),
+            col("text"),
+        );
+        let opt = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
+        for i in 0..b.num_rows() {
+            rows.push(RejectRow {
+                stage: stage.value(i).to_string(),
+                reason: reason.value(i).to_string(),
+                detail: detail.value(i).to_string(),
+                id: opt(&id, i),
+                text: opt(&text, i),
+            });
         }
     }
     rows.sort();

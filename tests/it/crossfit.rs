@@ -12,40 +12,28 @@ use crate::common::*;
 /// id → (parent id, teacher logits) of every row of an output folder.
 fn logits_by_id(dir: &Path) -> BTreeMap<String, (Option<String>, Vec<f32>)> {
     let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".parquet") || name.starts_with('_') {
-            continue;
-        }
-        let file = std::fs::File::open(e.path()).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        for b in reader {
-            let b = b.unwrap();
-            let strings = |n: &str| {
-                b.column_by_name(n)
-                    .unwrap()
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .unwrap()
-                    .clone()
-            };
-            let (ids, parents) = (strings("id"), strings("parent_id"));
-            let list = b
-                .column_by_name("teacher_logits")
+    for b in read_batches(dir) {
+        let strings = |n: &str| {
+            b.column_by_name(n)
                 .unwrap()
                 .as_any()
-                .downcast_ref::<FixedSizeListArray>()
+                .downcast_ref::<StringArray>()
                 .unwrap()
-                .clone();
-            for i in 0..b.num_rows() {
-                let v = list.value(i);
-                let v = v.as_any().downcast_ref::<Float32Array>().unwrap();
-                let parent = parents.is_valid(i).then(|| parents.value(i).to_string());
-                out.insert(ids.value(i).to_string(), (parent, v.values().to_vec()));
-            }
+                .clone()
+        };
+        let (ids, parents) = (strings("id"), strings("parent_id"));
+        let list = b
+            .column_by_name("teacher_logits")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<FixedSizeListArray>()
+            .unwrap()
+            .clone();
+        for i in 0..b.num_rows() {
+            let v = list.value(i);
+            let v = v.as_any().downcast_ref::<Float32Array>().unwrap();
+            let parent = parents.is_valid(i).then(|| parents.value(i).to_string());
+            out.insert(ids.value(i).to_string(), (parent, v.values().to_vec()));
         }
     }
     out

@@ -230,39 +230,26 @@ fn python_reader_reads(dir: &Path, rows: usize) {
 /// (text, teacher_logits) of every row of an output folder.
 fn read_logits(dir: &Path) -> Vec<(String, Vec<f32>)> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".parquet") || name.starts_with('_') {
-            continue;
-        }
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(e.path()).unwrap(),
-        )
-        .unwrap()
-        .build()
-        .unwrap();
-        for b in reader {
-            let b = b.unwrap();
-            let text = b
-                .column_by_name("text")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .unwrap()
-                .clone();
-            let list = b
-                .column_by_name("teacher_logits")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<FixedSizeListArray>()
-                .unwrap()
-                .clone();
-            assert_eq!(list.value_length(), 2);
-            for i in 0..b.num_rows() {
-                let v = list.value(i);
-                let v = v.as_any().downcast_ref::<Float32Array>().unwrap();
-                out.push((text.value(i).to_string(), v.values().to_vec()));
-            }
+    for b in read_batches(dir) {
+        let text = b
+            .column_by_name("text")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .clone();
+        let list = b
+            .column_by_name("teacher_logits")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<FixedSizeListArray>()
+            .unwrap()
+            .clone();
+        assert_eq!(list.value_length(), 2);
+        for i in 0..b.num_rows() {
+            let v = list.value(i);
+            let v = v.as_any().downcast_ref::<Float32Array>().unwrap();
+            out.push((text.value(i).to_string(), v.values().to_vec()));
         }
     }
     out

@@ -55,22 +55,7 @@ fn teacher_args(input: &str, out: &Path, model: &str) -> Vec<String> {
 
 /// Trains the tiny CNN teacher into `dir` with `seed`.
 fn train_teacher(dir: &Path, seed: u64) {
-    ok(&[
-        "train",
-        "--data",
-        &fixture(),
-        "--out",
-        dir.to_str().unwrap(),
-        "--quiet",
-        "--set",
-        "epochs=1",
-        "--set",
-        "vocab_size=1000",
-        "--set",
-        "embed_dim=16",
-        "--set",
-        &format!("seed={seed}"),
-    ]);
+    train_tiny_teacher_with(dir, &["--set", &format!("seed={seed}")]);
 }
 
 /// A teacher retrained at the same path (another seed) makes its soft labels stale: the rerun
