@@ -34,11 +34,9 @@ impl OutputLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let who = match holder.trim().parse::<u32>() {
-                    Ok(pid) => format!("another retort run (pid {pid})"),
-                    Err(_) => "another retort run".to_string(),
+                let who = match holder_pid(&mut file) {
+                    Some(pid) => format!("another retort run (pid {pid})"),
+                    None => "another retort run".to_string(),
                 };
                 return Err(
                     Error::runtime(format!("{who} is writing to `{}`", dir.display()))
@@ -62,6 +60,22 @@ impl OutputLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The pid the holder wrote into the lock file. The holder writes it just after taking the lock,
+/// so a run that loses a race by microseconds may find the file still empty: it looks again for
+/// up to half a second before giving up on naming the holder.
+fn holder_pid(file: &mut File) -> Option<u32> {
+    for _ in 0..50 {
+        let mut holder = String::new();
+        if file.rewind().is_ok() && file.read_to_string(&mut holder).is_ok() {
+            if let Ok(pid) = holder.trim().parse::<u32>() {
+                return Some(pid);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
 }
 
 #[cfg(test)]
