@@ -132,9 +132,14 @@ pub struct ExperimentArgs {
     /// assets`; `none`: no `distill` setting).
     #[arg(long, value_name = "DIR")]
     teacher: Option<String>,
-    /// Epochs of the `distill` teacher over the gold rows.
-    #[arg(long, default_value_t = 4)]
+    /// Epochs of the `distill` teacher over the gold rows (the dev split chooses which one
+    /// teaches).
+    #[arg(long, default_value_t = 6)]
     teacher_epochs: usize,
+    /// Fraction of each class of the training rows held out as the dev split, which chooses
+    /// every student's epoch and what `full` recommends.
+    #[arg(long, value_name = "F", default_value_t = 0.15)]
+    dev_fraction: f64,
     /// Unlabeled in-domain rows (labels ignored) for the `semi` setting.
     #[arg(long, value_name = "FILE")]
     unlabeled: Option<String>,
@@ -335,6 +340,7 @@ fn experiment_config(
         crossfit: args.crossfit,
         teacher_init,
         teacher_epochs: args.teacher_epochs,
+        dev_fraction: args.dev_fraction,
         unlabeled: args.unlabeled,
         student,
     };

@@ -1,23 +1,38 @@
-//! `retort experiment`: the standard comparison of four settings on one train/test pair,
-//! repeated over seeds.
+//! `retort experiment`: the standard comparison of settings on one train/test pair, repeated
+//! over seeds.
 //!
 //! - `gold`: a student trained on the gold labels of the original rows;
 //! - `augmented`: + EDA copies (generation 0 of self-distillation);
 //! - `self-distill`: + `generations` rounds of born-again self-distillation, each generation
 //!   taught by the previous one;
-//! - `ensemble`: the last generation taught instead by an ensemble of every earlier generation.
+//! - `ensemble`: the last generation taught instead by an ensemble of every earlier generation;
+//! - `distill`: the augmented corpus labelled by a BERT teacher fine-tuned from
+//!   all-MiniLM-L6-v2 on the gold rows (`teacher` reports that teacher itself);
+//! - `distill-strong`: the same teacher labelling copies edited far more (EDA α = 0.3), new
+//!   inputs rather than near-copies;
+//! - `full`: whichever of the students above the dev split prefers (see
+//!   [`crate::distill::choose`]);
+//! - `semi` (with an unlabeled pool): the corpus plus the pool, labelled by the better of
+//!   `full`'s student and the BERT teacher on the dev split.
+//!
+//! Each seed first holds out a dev split of the training rows ([`DevSplit`]): no student trains
+//! on it, every student stops at the epoch that scores best on it, and every choice reads it;
+//! test metrics are recorded and never read back.
 //!
 //! Every finished step is reused when the experiment is run again with the same settings.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::distill::choose::{self, Choice};
 use crate::distill::data;
+use crate::distill::dev_split::{normalized, DevSplit};
 use crate::distill::metrics::Metrics;
 pub use crate::distill::results::{
     results_markdown, Curve, ExperimentConfig, ExperimentReport, ResultRow, SETTINGS,
 };
-use crate::distill::selfdistill::{self, EnsembleMode, Generation, SelfDistillConfig};
+use crate::distill::selfdistill::{self, Corpus, EnsembleMode, Generation, SelfDistillConfig};
 use crate::distill::train::TrainConfig;
 use crate::error::{Error, Result};
 
@@ -37,6 +52,13 @@ fn row(setting: &str, seed: usize, m: &Metrics) -> ResultRow {
     }
 }
 
+/// Adds a setting's result row and curve.
+fn record(report: &mut ExperimentReport, setting: &str, seed: usize, g: &Generation) -> Result<()> {
+    report.results.push(row(setting, seed, &metrics_of(g)?));
+    report.curves.push(curve(setting, seed, g)?);
+    Ok(())
+}
+
 fn curve(setting: &str, seed: usize, g: &Generation) -> Result<Curve> {
     Ok(Curve {
         setting: setting.into(),
@@ -49,24 +71,9 @@ fn curve(setting: &str, seed: usize, g: &Generation) -> Result<Curve> {
 }
 
 /// Runs (or completes) the experiment under `out` and writes `results.json`, `results.md`,
-/// `curves.json` and `results.svg`.
+/// `choices.json`, `curves.json` and `results.svg`.
 pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<ExperimentReport> {
-    if cfg.seeds == 0 {
-        return Err(Error::user("`--seeds` must be at least 1"));
-    }
-    if cfg.generations < 2 {
-        return Err(Error::user(
-            "`--generations` must be at least 2: the `ensemble` setting's teacher is an \
-             ensemble of every earlier generation, so it needs two of them",
-        ));
-    }
-    if cfg.copies == 0 {
-        return Err(Error::user(
-            "`--copies` must be at least 1: the `augmented` setting adds EDA copies",
-        ));
-    }
-    cfg.student.validate()?;
-    selfdistill::check_crossfit(cfg.crossfit)?;
+    validate(cfg)?;
     fs_err::create_dir_all(out)
         .map_err(|e| Error::user("cannot create the experiment folder").with_source(e))?;
     let config_path = out.join("experiment.json");
@@ -82,146 +89,33 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
     crate::io::manifest::write_json_atomic(&config_path, cfg)?;
     let t0 = Instant::now();
     let test = data::load(&cfg.test, "text", "label", None)?;
-    let mut results = Vec::new();
-    let mut curves = Vec::new();
+    let test_texts: HashSet<String> = test.examples.iter().map(|e| normalized(&e.text)).collect();
+    let mut report = ExperimentReport {
+        config: cfg.clone(),
+        results: Vec::new(),
+        curves: Vec::new(),
+        choices: Vec::new(),
+        seconds: 0.0,
+    };
     for seed in 0..cfg.seeds {
-        let dir = out.join(format!("seed-{seed}"));
-        let mut student = cfg.student.clone();
-        student.seed = cfg.student.seed + 100 * seed as u64;
         if progress {
             eprintln!("seed {}/{}", seed + 1, cfg.seeds);
         }
-        let sd = |copies: u32, generations: usize| SelfDistillConfig {
-            generations,
-            ensemble: EnsembleMode::Previous,
-            alpha: cfg.alpha,
-            copies,
-            fresh_copies: cfg.fresh_copies,
-            crossfit: cfg.crossfit,
-            unlabeled: None,
-            train: student.clone(),
-        };
-        // gold: the original rows only.
-        let plain = selfdistill::prepare(&sd(0, 0), &cfg.train, &dir.join("gold"))?;
-        check_classes(&plain.gold.label_names, &test.label_names, &cfg.test)?;
-        let eval = Some((cfg.test.as_str(), &test));
-        let mut gold_student = student.clone();
-        gold_student.epochs = student.epochs * (1 + cfg.copies as usize);
-        let gold = selfdistill::train_generation(
-            &gold_student,
-            &plain,
-            0,
-            vec![],
-            0,
-            &dir.join("gold/gen-0"),
-            eval,
-            progress,
-        )?;
-        results.push(row("gold", seed, &metrics_of(&gold)?));
-        curves.push(curve("gold", seed, &gold)?);
-        // augmented, then generations taught by the previous one.
-        let sd_cfg = sd(cfg.copies, cfg.generations);
-        let sd_dir = dir.join("self-distill");
-        let corpus = selfdistill::prepare(&sd_cfg, &cfg.train, &sd_dir)?;
-        let mut gens: Vec<Generation> = Vec::new();
-        for g in 0..=cfg.generations {
-            let teachers = selfdistill::teachers_for(EnsembleMode::Previous, &gens, 0);
-            let fresh = selfdistill::corpus_for(&sd_cfg, &cfg.train, &sd_dir, g)?;
-            // Every generation but the last teaches: cross-fitted when asked.
-            let folds = if g < cfg.generations { cfg.crossfit } else { 0 };
-            gens.push(selfdistill::train_generation(
-                &student,
-                fresh.as_ref().unwrap_or(&corpus),
-                g,
-                teachers,
-                folds,
-                &sd_dir.join(format!("gen-{g}")),
-                eval,
-                progress,
-            )?);
-        }
-        results.push(row("augmented", seed, &metrics_of(&gens[0])?));
-        results.push(row(
-            "self-distill",
+        let mut student = cfg.student.clone();
+        student.seed = cfg.student.seed + 100 * seed as u64;
+        let run = SeedRun {
+            cfg,
             seed,
-            &metrics_of(&gens[cfg.generations])?,
-        ));
-        for g in &gens {
-            curves.push(curve(
-                if g.generation == 0 {
-                    "augmented"
-                } else {
-                    "self-distill"
-                },
-                seed,
-                g,
-            )?);
-        }
-        // ensemble: the last generation taught by every earlier one.
-        let earlier = &gens[..cfg.generations];
-        let teachers = selfdistill::teachers_for(EnsembleMode::All, earlier, 0);
-        let fresh = selfdistill::corpus_for(&sd_cfg, &cfg.train, &sd_dir, cfg.generations)?;
-        let ens = selfdistill::train_generation(
-            &student,
-            fresh.as_ref().unwrap_or(&corpus),
-            cfg.generations,
-            teachers,
-            0,
-            &sd_dir.join(format!("gen-{}-ensemble", cfg.generations)),
-            eval,
+            student,
+            dir: out.join(format!("seed-{seed}")),
+            eval: (cfg.test.as_str(), &test),
             progress,
-        )?;
-        results.push(row("ensemble", seed, &metrics_of(&ens)?));
-        curves.push(curve("ensemble", seed, &ens)?);
-        // distill: a stronger teacher of another architecture labels the augmented corpus.
-        let strong = distill_teacher(cfg, &student, &plain, &dir, progress)?;
-        if let Some(teacher) = &strong {
-            let d = selfdistill::train_generation(
-                &student,
-                &corpus,
-                1,
-                vec![teacher.clone()],
-                0,
-                &dir.join("distill/student"),
-                eval,
-                progress,
-            )?;
-            results.push(row("distill", seed, &metrics_of(&d)?));
-            curves.push(curve("distill", seed, &d)?);
-        }
-        // semi: a student trained on the corpus and the unlabeled pool, both labelled by the
-        // strongest teacher there is: the `distill` teacher, else generation 0.
-        if cfg.unlabeled.is_some() {
-            let semi_cfg = SelfDistillConfig {
-                unlabeled: cfg.unlabeled.clone(),
-                ..sd_cfg.clone()
-            };
-            let semi_corpus = selfdistill::prepare(&semi_cfg, &cfg.train, &sd_dir)?;
-            let teachers = match &strong {
-                Some(t) => vec![t.clone()],
-                None => selfdistill::teachers_for(EnsembleMode::Previous, &gens[..1], 0),
-            };
-            let s = selfdistill::train_generation(
-                &student,
-                &semi_corpus,
-                1,
-                teachers,
-                0,
-                &sd_dir.join("gen-1-semi"),
-                eval,
-                progress,
-            )?;
-            results.push(row("semi", seed, &metrics_of(&s)?));
-            curves.push(curve("semi", seed, &s)?);
-        }
+        };
+        run.run(&test_texts, &mut report)?;
     }
-    let report = ExperimentReport {
-        config: cfg.clone(),
-        results,
-        curves,
-        seconds: t0.elapsed().as_secs_f64(),
-    };
+    report.seconds = t0.elapsed().as_secs_f64();
     crate::io::manifest::write_json_atomic(&out.join("results.json"), &report.results)?;
+    crate::io::manifest::write_json_atomic(&out.join("choices.json"), &report.choices)?;
     crate::io::manifest::write_json_atomic(&out.join("curves.json"), &report.curves)?;
     let md = results_markdown(&report);
     fs_err::write(out.join("results.md"), &md)
@@ -230,41 +124,241 @@ pub fn run(cfg: &ExperimentConfig, out: &Path, progress: bool) -> Result<Experim
     Ok(report)
 }
 
-/// Trains the `distill` setting's teacher, a BERT fine-tuned from `cfg.teacher_init` for
-/// `cfg.teacher_epochs` on the gold rows, into `DIR/distill/teacher`; `None` without a teacher
-/// folder.
-fn distill_teacher(
-    cfg: &ExperimentConfig,
-    student: &TrainConfig,
-    gold: &selfdistill::Corpus,
-    dir: &Path,
-    progress: bool,
-) -> Result<Option<std::path::PathBuf>> {
-    let Some(init) = &cfg.teacher_init else {
-        return Ok(None);
-    };
-    let teacher = TrainConfig {
-        student: crate::models::architectures::StudentKind::find("bert")
-            .ok_or_else(|| Error::runtime("the `bert` architecture is not registered"))?,
-        init: Some(init.clone()),
-        epochs: cfg.teacher_epochs,
-        seed: student.seed,
-        keep_epochs: Some(1),
-        placement: student.placement,
-        ..TrainConfig::default()
-    };
-    let g = selfdistill::train_generation(
-        &teacher,
-        gold,
-        0,
-        vec![],
-        0,
-        &dir.join("distill/teacher"),
-        None,
-        progress,
-    )?;
-    Ok(Some(g.model))
+fn validate(cfg: &ExperimentConfig) -> Result<()> {
+    if cfg.seeds == 0 {
+        return Err(Error::user("`--seeds` must be at least 1"));
+    }
+    if cfg.generations < 2 {
+        return Err(Error::user(
+            "`--generations` must be at least 2: the `ensemble` setting's teacher is an \
+             ensemble of every earlier generation, so it needs two of them",
+        ));
+    }
+    if cfg.copies == 0 {
+        return Err(Error::user(
+            "`--copies` must be at least 1: the `augmented` setting adds EDA copies",
+        ));
+    }
+    cfg.student.validate()?;
+    selfdistill::check_crossfit(cfg.crossfit)
 }
+
+/// One seed of the experiment: every setting, trained in `dir`.
+struct SeedRun<'a> {
+    cfg: &'a ExperimentConfig,
+    seed: usize,
+    student: TrainConfig,
+    dir: PathBuf,
+    eval: (&'a str, &'a data::Dataset),
+    progress: bool,
+}
+
+impl SeedRun<'_> {
+    fn sd(&self, copies: u32, generations: usize, unlabeled: Option<String>) -> SelfDistillConfig {
+        SelfDistillConfig {
+            generations,
+            ensemble: EnsembleMode::Previous,
+            alpha: self.cfg.alpha,
+            copies,
+            fresh_copies: self.cfg.fresh_copies,
+            crossfit: self.cfg.crossfit,
+            unlabeled,
+            train: self.student.clone(),
+        }
+    }
+
+    /// Trains one generation with the dev split choosing its epoch and the test set scoring it.
+    fn train(
+        &self,
+        cfg: &TrainConfig,
+        corpus: &Corpus,
+        g: usize,
+        teachers: Vec<PathBuf>,
+        folds: usize,
+        dir: &Path,
+    ) -> Result<Generation> {
+        selfdistill::train_generation(
+            cfg,
+            corpus,
+            g,
+            teachers,
+            folds,
+            dir,
+            Some(self.eval),
+            self.progress,
+        )
+    }
+
+    fn run(&self, test_texts: &HashSet<String>, report: &mut ExperimentReport) -> Result<()> {
+        let (cfg, seed) = (self.cfg, self.seed);
+        // The dev split: original rows held out of every student's training.
+        let plain = selfdistill::prepare(&self.sd(0, 0, None), &cfg.train, &self.dir.join("gold"))?;
+        check_classes(&plain.gold.label_names, &self.eval.1.label_names, &cfg.test)?;
+        let split = DevSplit::carve(
+            &plain.gold.examples,
+            cfg.dev_fraction,
+            self.student.seed,
+            test_texts,
+        )?;
+        crate::io::manifest::write_json_atomic(&self.dir.join("dev-split.json"), &split)?;
+        let plain = plain.with_holdout(&split);
+        // gold: the original rows only, for as many steps as the augmented settings take.
+        let mut gold_student = self.student.clone();
+        gold_student.epochs = self.student.epochs * (1 + cfg.copies as usize);
+        let gold = self.train(
+            &gold_student,
+            &plain,
+            0,
+            vec![],
+            0,
+            &self.dir.join("gold/gen-0"),
+        )?;
+        record(report, "gold", seed, &gold)?;
+        // augmented, then generations taught by the previous one.
+        let sd_cfg = self.sd(cfg.copies, cfg.generations, None);
+        let sd_dir = self.dir.join("self-distill");
+        let corpus = selfdistill::prepare(&sd_cfg, &cfg.train, &sd_dir)?.with_holdout(&split);
+        let corpus_of = |g: usize| -> Result<Option<Corpus>> {
+            Ok(selfdistill::corpus_for(&sd_cfg, &cfg.train, &sd_dir, g)?
+                .map(|c| c.with_holdout(&split)))
+        };
+        let mut gens: Vec<Generation> = Vec::new();
+        for g in 0..=cfg.generations {
+            let teachers = selfdistill::teachers_for(EnsembleMode::Previous, &gens, 0);
+            let fresh = corpus_of(g)?;
+            // Every generation but the last teaches: cross-fitted when asked.
+            let folds = if g < cfg.generations { cfg.crossfit } else { 0 };
+            let dir = sd_dir.join(format!("gen-{g}"));
+            let corpus = fresh.as_ref().unwrap_or(&corpus);
+            gens.push(self.train(&self.student, corpus, g, teachers, folds, &dir)?);
+            let setting = if g == 0 { "augmented" } else { "self-distill" };
+            report.curves.push(curve(setting, seed, &gens[g])?);
+        }
+        report
+            .results
+            .push(row("augmented", seed, &metrics_of(&gens[0])?));
+        let last = &gens[cfg.generations];
+        report
+            .results
+            .push(row("self-distill", seed, &metrics_of(last)?));
+        // ensemble: the last generation taught by every earlier one.
+        let teachers = selfdistill::teachers_for(EnsembleMode::All, &gens[..cfg.generations], 0);
+        let fresh = corpus_of(cfg.generations)?;
+        let ens_dir = sd_dir.join(format!("gen-{}-ensemble", cfg.generations));
+        let corpus_last = fresh.as_ref().unwrap_or(&corpus);
+        let ens = self.train(
+            &self.student,
+            corpus_last,
+            cfg.generations,
+            teachers,
+            0,
+            &ens_dir,
+        )?;
+        record(report, "ensemble", seed, &ens)?;
+        // distill: a stronger teacher of another architecture labels the augmented corpus.
+        let teacher = self.distill_teacher(&plain)?;
+        let mut distilled = Vec::new();
+        if let Some(t) = &teacher {
+            report.results.push(row("teacher", seed, &metrics_of(t)?));
+            let dir = self.dir.join("distill/student");
+            let d = self.train(&self.student, &corpus, 1, vec![t.model.clone()], 0, &dir)?;
+            record(report, "distill", seed, &d)?;
+            distilled.push(("distill", d));
+            // distill-strong: a transfer set of heavily edited copies. The teacher labels what
+            // each copy now says, so edits that would corrupt a gold label still teach.
+            let mut strong_cfg = self.sd(cfg.copies, 0, None);
+            strong_cfg.alpha = STRONG_ALPHA;
+            let strong_dir = self.dir.join("distill/strong");
+            let strong =
+                selfdistill::prepare(&strong_cfg, &cfg.train, &strong_dir)?.with_holdout(&split);
+            let dir = strong_dir.join("student");
+            let d = self.train(&self.student, &strong, 1, vec![t.model.clone()], 0, &dir)?;
+            record(report, "distill-strong", seed, &d)?;
+            distilled.push(("distill-strong", d));
+        }
+        // full: the student the dev split prefers.
+        let mut candidates = vec![("gold".to_string(), &gold), ("augmented".into(), &gens[0])];
+        for g in &gens[1..] {
+            candidates.push((format!("self-distill gen {}", g.generation), g));
+        }
+        candidates.push(("ensemble".into(), &ens));
+        for (name, d) in &distilled {
+            candidates.push((name.to_string(), d));
+        }
+        let listed: Vec<_> = candidates
+            .iter()
+            .map(|(n, g)| (n.clone(), g.dev, g.epoch))
+            .collect();
+        let (i, seen) = choose::best(&listed)?;
+        let (full_name, full) = (candidates[i].0.clone(), candidates[i].1.clone());
+        report.results.push(row("full", seed, &metrics_of(&full)?));
+        // semi: full plus the pool, taught by whichever of full's student and the distill
+        // teacher the dev split prefers.
+        let semi_teacher = match &cfg.unlabeled {
+            Some(u) => {
+                let (name, teacher) = match &teacher {
+                    Some(t) if t.dev.zip(full.dev).is_some_and(|(a, b)| a.better_than(&b)) => {
+                        ("distill teacher".to_string(), t)
+                    }
+                    _ => (full_name.clone(), &full),
+                };
+                let semi_cfg = self.sd(cfg.copies, cfg.generations, Some(u.clone()));
+                let pool =
+                    selfdistill::prepare(&semi_cfg, &cfg.train, &sd_dir)?.with_holdout(&split);
+                let dir = sd_dir.join("gen-1-semi");
+                let s = self.train(
+                    &self.student,
+                    &pool,
+                    1,
+                    vec![teacher.model.clone()],
+                    0,
+                    &dir,
+                )?;
+                record(report, "semi", seed, &s)?;
+                Some(name)
+            }
+            None => None,
+        };
+        report.choices.push(Choice {
+            seed,
+            dev_rows: split.families.len(),
+            full: full_name,
+            semi_teacher,
+            candidates: seen,
+        });
+        Ok(())
+    }
+
+    /// Trains the `distill` setting's teacher, a BERT fine-tuned from `cfg.teacher_init` for
+    /// `cfg.teacher_epochs` on the gold rows (its epoch chosen by the dev split), into
+    /// `DIR/distill/teacher`; `None` without a teacher folder.
+    fn distill_teacher(&self, gold: &Corpus) -> Result<Option<Generation>> {
+        let Some(init) = &self.cfg.teacher_init else {
+            return Ok(None);
+        };
+        let teacher = TrainConfig {
+            student: crate::models::architectures::StudentKind::find("bert")
+                .ok_or_else(|| Error::runtime("the `bert` architecture is not registered"))?,
+            init: Some(init.clone()),
+            epochs: self.cfg.teacher_epochs,
+            batch_size: TEACHER_BATCH,
+            seed: self.student.seed,
+            keep_epochs: Some(1),
+            placement: self.student.placement,
+            ..TrainConfig::default()
+        };
+        let dir = self.dir.join("distill/teacher");
+        self.train(&teacher, gold, 0, vec![], 0, &dir).map(Some)
+    }
+}
+
+/// EDA strength of the `distill-strong` transfer set: each copy has about 30% of its words
+/// replaced, inserted, swapped or deleted.
+const STRONG_ALPHA: f64 = 0.3;
+
+/// Rows per step of the `distill` teacher: small data sets need more, smaller steps than the
+/// student's default batch to fine-tune a pretrained BERT.
+const TEACHER_BATCH: usize = 16;
 
 /// EDA settings the EDA paper (Wei & Zou 2019, Table 3) recommends for a training size:
 /// (α, copies per row).

@@ -16,6 +16,9 @@ pub struct Targets<'a> {
     pub teacher: &'a Tensor,
     /// 1.0 where the row has teacher logits, `[B]` f32.
     pub teacher_mask: &'a Tensor,
+    /// Weight of each row's gold cross-entropy (its class weight, see
+    /// [`crate::distill::train_config::ClassWeights`]), `[B]` f32; `None`: 1 for every row.
+    pub gold_weight: Option<&'a Tensor>,
 }
 
 /// Loss settings.
@@ -32,7 +35,10 @@ pub fn rows(student: &Tensor, t: &Targets<'_>, w: LossWeights) -> Result<Tensor>
     let temp = w.temperature;
     // Cross-entropy against the gold label.
     let logp = log_softmax(student, D::Minus1)?;
-    let ce = logp.gather(&t.gold.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
+    let mut ce = logp.gather(&t.gold.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
+    if let Some(w) = t.gold_weight {
+        ce = (ce * w)?;
+    }
     // KL(p_t^T || p_s^T) = Σ p_t (log p_t − log p_s).
     let pt = softmax_last_dim(&(t.teacher / temp)?)?;
     let log_pt = log_softmax(&(t.teacher / temp)?, D::Minus1)?;
@@ -135,6 +141,7 @@ mod tests {
             gold_mask: &gmt,
             teacher: &tt,
             teacher_mask: &tmt,
+            gold_weight: None,
         };
         for (alpha, temp) in [(0.5, 1.0), (0.3, 2.0), (0.9, 4.0)] {
             let r: Vec<f32> = rows(
@@ -182,6 +189,35 @@ mod tests {
     }
 
     #[test]
+    fn class_weights_scale_only_the_gold_term() {
+        let s = t(&[1.0, -0.5, 0.3, 0.2], &[2, 2]);
+        let te = t(&[0.5, 1.5, 2.0, -1.0], &[2, 2]);
+        let g = Tensor::from_vec(vec![0u32, 1], 2, &Device::Cpu).unwrap();
+        let (gm, tm) = (t(&[1.0, 1.0], &[2]), t(&[1.0, 0.0], &[2]));
+        let w = t(&[2.0, 0.5], &[2]);
+        let lw = LossWeights {
+            alpha: 0.3,
+            temperature: 2.0,
+        };
+        let of = |gold_weight| -> Vec<f32> {
+            let targets = Targets {
+                gold: &g,
+                gold_mask: &gm,
+                teacher: &te,
+                teacher_mask: &tm,
+                gold_weight,
+            };
+            rows(&s, &targets, lw).unwrap().to_vec1().unwrap()
+        };
+        let (plain, weighted) = (of(None), of(Some(&w)));
+        let ce0 = -log_softmax_vec(&[1.0, -0.5])[0];
+        let ce1 = -log_softmax_vec(&[0.3, 0.2])[1];
+        // Row 0: α·2·CE + (1−α)·T²·KL; row 1 (gold only): 0.5·CE.
+        assert!(((weighted[0] - plain[0]) as f64 - 0.3 * ce0).abs() < 1e-5);
+        assert!((weighted[1] as f64 - 0.5 * ce1).abs() < 1e-5);
+    }
+
+    #[test]
     fn t_squared_keeps_gradient_scale() {
         // The KL gradient w.r.t. student logits scales as 1/T; T² scaling makes the loss's
         // gradient scale as T, so soft targets keep their weight as T grows (Hinton et al.).
@@ -194,6 +230,7 @@ mod tests {
             gold_mask: &zero,
             teacher: &te,
             teacher_mask: &one,
+            gold_weight: None,
         };
         let mut norms = vec![];
         for temp in [1.0, 4.0] {

@@ -17,6 +17,14 @@ pub struct Metrics {
     pub ece: f64,
 }
 
+impl Metrics {
+    /// Whether these metrics beat `other` for choosing a model: higher accuracy, and at equal
+    /// accuracy a lower negative log-likelihood.
+    pub fn better_than(&self, other: &Metrics) -> bool {
+        self.accuracy > other.accuracy || (self.accuracy == other.accuracy && self.nll < other.nll)
+    }
+}
+
 /// Softmax of one row of logits, computed stably in f64.
 pub fn softmax(logits: &[f32]) -> Vec<f64> {
     let m = logits.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;

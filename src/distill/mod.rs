@@ -1,8 +1,10 @@
 //! Knowledge distillation: soft labels from a teacher, the distillation loss, the trainer and
 //! evaluation.
 
+pub mod choose;
 pub mod crossfit;
 pub mod data;
+pub mod dev_split;
 pub mod experiment;
 pub mod loss;
 pub mod metrics;

@@ -16,6 +16,9 @@ const COLORS: [RGBColor; SETTINGS.len()] = [
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
 ];
 
 fn plot_error(e: impl std::fmt::Display) -> Error {

@@ -4,19 +4,24 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::distill::choose::Choice;
 use crate::distill::metrics::Metrics;
 use crate::distill::stats::{mean_interval, mean_std, wilson};
 use crate::distill::train::TrainConfig;
 
-/// The settings, in report order (`distill` needs the MiniLM asset, `semi` an unlabeled pool;
-/// a setting that did not run is left out of the table).
-pub const SETTINGS: [&str; 6] = [
+/// The settings, in report order (`distill` and `teacher` need the MiniLM asset, `semi` an
+/// unlabeled pool; a setting that did not run is left out of the table). `teacher` is the
+/// `distill` teacher itself, for reference: not a student.
+pub const SETTINGS: [&str; 9] = [
     "gold",
     "augmented",
     "self-distill",
     "ensemble",
     "distill",
+    "distill-strong",
+    "full",
     "semi",
+    "teacher",
 ];
 
 /// Settings of an experiment.
@@ -47,6 +52,9 @@ pub struct ExperimentConfig {
     /// Epochs of the `distill` teacher over the gold rows.
     #[serde(default = "default_teacher_epochs")]
     pub teacher_epochs: usize,
+    /// Fraction of each class of the training rows held out as the dev split.
+    #[serde(default = "default_dev_fraction")]
+    pub dev_fraction: f64,
     /// Unlabeled in-domain rows for the `semi` setting; unset: no `semi` setting.
     #[serde(default)]
     pub unlabeled: Option<String>,
@@ -57,7 +65,11 @@ pub struct ExperimentConfig {
 }
 
 fn default_teacher_epochs() -> usize {
-    4
+    6
+}
+
+fn default_dev_fraction() -> f64 {
+    0.15
 }
 
 /// One line of `results.json`.
@@ -104,6 +116,9 @@ pub struct ExperimentReport {
     pub results: Vec<ResultRow>,
     /// One entry per (setting, seed, generation).
     pub curves: Vec<Curve>,
+    /// What the dev split chose, per seed.
+    #[serde(default)]
+    pub choices: Vec<Choice>,
     /// Wall-clock seconds of the work done in this invocation.
     pub seconds: f64,
 }
@@ -115,6 +130,39 @@ pub fn results_markdown(r: &ExperimentReport) -> String {
     s.push_str(&settings_table(r));
     s.push_str(&footnote(r));
     s.push_str(&generations_table(r));
+    s.push_str(&choices_table(r));
+    s
+}
+
+/// Per seed: the dev split's size, each candidate's dev accuracy and chosen epoch, what `full`
+/// recommends and who taught `semi`.
+fn choices_table(r: &ExperimentReport) -> String {
+    let Some(first) = r.choices.first() else {
+        return String::new();
+    };
+    let names: Vec<&str> = first.candidates.iter().map(|c| c.name.as_str()).collect();
+    let mut s = format!(
+        "\n## What the dev split chose\n\nDev accuracy (%) of each candidate at the epoch the \
+         dev split chose for it (in brackets); `full` is the best of them. The test set \
+         steered nothing.\n\n| seed | dev rows | {} | full | semi's teacher |\n|{}\n",
+        names.join(" | "),
+        "---|".repeat(names.len() + 4)
+    );
+    for c in &r.choices {
+        let cells: Vec<String> = c
+            .candidates
+            .iter()
+            .map(|x| format!("{:.1} ({})", x.dev_accuracy * 100.0, x.epoch))
+            .collect();
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            c.seed,
+            c.dev_rows,
+            cells.join(" | "),
+            c.full,
+            c.semi_teacher.as_deref().unwrap_or("-")
+        ));
+    }
     s
 }
 
@@ -122,7 +170,9 @@ fn header(c: &ExperimentConfig) -> String {
     format!(
         "# Experiment\n\ntrain `{}`, test `{}`, {} seed(s), student `{}`, EDA α = {} with {} \
          copies, {} self-distillation generation(s), {} epochs over the augmented rows (`gold`: \
-         the same number of steps over the original rows){}\n\n",
+         the same number of steps over the original rows){}. {:.0}% of each class is held out \
+         as a dev split: every student stops at the epoch that scores best on it, and `full` is \
+         the student it prefers.\n\n",
         c.train,
         c.test,
         c.seeds,
@@ -138,7 +188,8 @@ fn header(c: &ExperimentConfig) -> String {
             "; each later generation trains on fresh EDA copies"
         } else {
             ""
-        }
+        },
+        c.dev_fraction * 100.0
     )
 }
 
@@ -273,6 +324,9 @@ fn generations_table(r: &ExperimentReport) -> String {
             (0, _) => "gold labels (augmented)".to_string(),
             (_, "ensemble") => format!("ensemble of every earlier generation{crossfit}"),
             (_, "distill") => "BERT fine-tuned on the gold rows".to_string(),
+            (_, "distill-strong") => {
+                "BERT fine-tuned on the gold rows, on copies edited with EDA α = 0.3".to_string()
+            }
             (_, "semi") if r.config.teacher_init.is_some() => {
                 "BERT fine-tuned on the gold rows, + unlabeled pool".to_string()
             }
@@ -346,11 +400,13 @@ mod tests {
                 crossfit: 0,
                 teacher_init: None,
                 teacher_epochs: 4,
+                dev_fraction: 0.15,
                 unlabeled: None,
                 student: TrainConfig::default(),
             },
             results,
             curves,
+            choices: Vec::new(),
             seconds: 1.0,
         }
     }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::augment::adapter::CopyOptions;
 use crate::augment::eda::{self, EdaConfig};
 use crate::distill::data;
+use crate::distill::dev_split::DevSplit;
 use crate::distill::metrics::Metrics;
 use crate::distill::stats::wilson;
 use crate::distill::teacher::{self, Folders, TeacherConfig};
@@ -90,8 +91,15 @@ pub struct Generation {
     pub teachers: Vec<PathBuf>,
     /// The trained model.
     pub model: PathBuf,
-    /// Metrics of the final model on the evaluation rows.
+    /// Metrics of the model on the evaluation rows.
     pub metrics: Option<Metrics>,
+    /// With a dev split: the model is the epoch that scored best on it, and these are its
+    /// metrics there; otherwise the model is the last epoch.
+    #[serde(default)]
+    pub dev: Option<Metrics>,
+    /// The epoch the model is (the last, or the dev split's choice).
+    #[serde(default)]
+    pub epoch: usize,
     /// Mean training loss per epoch.
     pub losses: Vec<f64>,
     /// The generation's cross-fit folder, when it teaches cross-fitted.
@@ -169,6 +177,23 @@ pub struct Corpus {
     pub fingerprint: String,
     /// The augmented unlabeled pool (`OUT/pool`), when there is one: only teachers label it.
     pub pool: Option<PathBuf>,
+    /// The dev split held out of training (see [`Corpus::with_holdout`]).
+    pub holdout: Option<DevSplit>,
+    /// The dev rows: the held-out originals with their gold labels.
+    pub dev: Option<data::Dataset>,
+}
+
+impl Corpus {
+    /// Holds `split` out: its families leave the training rows (teachers still label them, no
+    /// student trains on them) and its originals become the dev rows that choose each
+    /// student's epoch.
+    pub fn with_holdout(mut self, split: &DevSplit) -> Corpus {
+        self.dev = Some(split.dev_rows(&self.gold));
+        self.gold = split.train_part(&self.gold);
+        self.fingerprint = format!("{}-{}", self.fingerprint, split.fingerprint());
+        self.holdout = Some(split.clone());
+        self
+    }
 }
 
 /// EDA copies of each unlabeled pool row (at most `copies`).
@@ -268,6 +293,8 @@ fn prepare_variant(
         gold,
         fingerprint: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&manifest)),
         pool,
+        holdout: None,
+        dev: None,
     })
 }
 
@@ -390,6 +417,9 @@ pub fn train_generation(
         )?;
         let names = Some(corpus.gold.label_names.as_slice());
         let mut rows = data::load(&soft.display().to_string(), "text", "label", names)?;
+        if let Some(split) = &corpus.holdout {
+            rows = split.train_part(&rows);
+        }
         if let Some(pool) = &corpus.pool {
             let soft = dir.join("soft-pool");
             let pool_path = pool.display().to_string();
@@ -411,11 +441,15 @@ pub fn train_generation(
         &tc,
         &mut student,
         &rows,
-        None,
+        corpus.dev.as_ref(),
         &dir.join("student"),
         progress,
     )?;
-    let final_model = crate::models::folder::Model::load(&report.final_model, &device)?;
+    let (model, epoch, dev) = match &report.best {
+        Some(b) => (b.model.clone(), b.epoch, Some(b.eval)),
+        None => (report.final_model.clone(), tc.epochs, None),
+    };
+    let final_model = crate::models::folder::Model::load(&model, &device)?;
     let metrics = eval
         .map(|(_, e)| train::evaluate(&final_model, e))
         .transpose()?;
@@ -429,8 +463,10 @@ pub fn train_generation(
     let generation = Generation {
         generation: g,
         teachers,
-        model: report.final_model.clone(),
+        model,
         metrics,
+        dev,
+        epoch,
         losses: report.epochs.iter().map(|e| e.loss).collect(),
         crossfit,
         soft_label_entropy: crate::distill::crossfit::soft_label_entropy(&rows),

@@ -27,7 +27,7 @@ use crate::models::model::StudentSpec;
 use crate::models::DropoutRng;
 use crate::seed;
 
-pub use crate::distill::train_config::{StudentKind, TrainConfig};
+pub use crate::distill::train_config::{ClassWeights, StudentKind, TrainConfig};
 
 /// What happened in one epoch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,12 +53,27 @@ pub struct TrainReport {
     pub epochs: Vec<EpochLog>,
     /// The final checkpoint (`OUT/final`).
     pub final_model: PathBuf,
+    /// With evaluation rows: the epoch that scored best on them (see [`Metrics::better_than`];
+    /// the earliest of equals), saved as `OUT/best`.
+    #[serde(default)]
+    pub best: Option<BestEpoch>,
     /// Training rows used: with a gold label, with teacher logits.
     pub rows: usize,
     /// Rows with a gold label.
     pub labelled: usize,
     /// Rows with teacher logits.
     pub soft_labelled: usize,
+}
+
+/// The epoch that scored best on the evaluation rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BestEpoch {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Its metrics on the evaluation rows.
+    pub eval: Metrics,
+    /// Its checkpoint (`OUT/best`).
+    pub model: PathBuf,
 }
 
 /// A training row, tokenized.
@@ -141,6 +156,9 @@ pub fn train(
         ),
         None => None,
     };
+    let class_weight = cfg
+        .class_weights
+        .weights(rows.iter().filter_map(|r| r.label), classes);
     let steps_per_epoch = rows.len().div_ceil(cfg.batch_size);
     let total = steps_per_epoch * cfg.epochs;
     let weights = LossWeights {
@@ -149,6 +167,7 @@ pub fn train(
     };
     let bar = crate::progress::bar(total as u64, "steps", progress);
     let mut logs = Vec::new();
+    let mut best: Option<BestEpoch> = None;
     let mut step = 0usize;
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
@@ -158,7 +177,14 @@ pub fn train(
             opt.set_learning_rate(schedule(cfg.lr(), cfg.warmup, step, total));
             let step_seed = seed::copy_seed(seed::stage_seed(cfg.seed, "train/step"), step as u32);
             let loss = step_loss(
-                student, &rows, batch, classes, weights, cfg, step_seed, &device,
+                student,
+                &rows,
+                batch,
+                &class_weight,
+                weights,
+                cfg,
+                step_seed,
+                &device,
             )?;
             let value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
             if !value.is_finite() {
@@ -186,6 +212,19 @@ pub fn train(
             save_checkpoint(m, cfg, &dir, epoch, data)?;
             eval.map(|e| evaluate(m, e)).transpose()
         })?;
+        if let Some(m) =
+            eval_metrics.filter(|m| best.as_ref().is_none_or(|b| m.better_than(&b.eval)))
+        {
+            let model = out.join("best");
+            with_weights(student, ema.as_deref(), |s| {
+                save_checkpoint(s, cfg, &model, epoch, data)
+            })?;
+            best = Some(BestEpoch {
+                epoch,
+                eval: m,
+                model,
+            });
+        }
         if let Some(k) = cfg.keep_epochs.filter(|&k| epoch > k) {
             let old = out.join(format!("epoch-{:02}", epoch - k));
             if old.exists() {
@@ -222,6 +261,7 @@ pub fn train(
     let report = TrainReport {
         epochs: logs,
         final_model: final_dir,
+        best,
         rows: rows.len(),
         labelled: data.labelled(),
         soft_labelled: data.soft_labelled(),
@@ -366,13 +406,14 @@ fn step_loss(
     model: &Model,
     rows: &[Row],
     batch: &[usize],
-    classes: usize,
+    class_weight: &[f32],
     weights: LossWeights,
     cfg: &TrainConfig,
     step_seed: u64,
     device: &Device,
 ) -> Result<Tensor> {
     let b = batch.len();
+    let classes = class_weight.len();
     let len = batch
         .iter()
         .map(|&i| rows[i].ids.len())
@@ -384,6 +425,7 @@ fn step_loss(
     let mut mask = vec![0u32; b * len];
     let mut gold = vec![0u32; b];
     let mut gold_mask = vec![0f32; b];
+    let mut gold_weight = vec![1f32; b];
     let mut teacher = vec![0f32; b * classes];
     let mut teacher_mask = vec![0f32; b];
     for (p, &i) in batch.iter().enumerate() {
@@ -393,6 +435,7 @@ fn step_loss(
         if let Some(l) = r.label {
             gold[p] = l as u32;
             gold_mask[p] = 1.0;
+            gold_weight[p] = class_weight[l];
         }
         if let Some(t) = &r.teacher {
             teacher[p * classes..(p + 1) * classes].copy_from_slice(t);
@@ -405,11 +448,14 @@ fn step_loss(
     let gold_mask = Tensor::from_vec(gold_mask, b, device)?;
     let teacher = Tensor::from_vec(teacher, (b, classes), device)?;
     let teacher_mask = Tensor::from_vec(teacher_mask, b, device)?;
+    let weighted = cfg.class_weights != ClassWeights::None;
+    let gold_weight = Tensor::from_vec(gold_weight, b, device)?;
     let targets = Targets {
         gold: &gold,
         gold_mask: &gold_mask,
         teacher: &teacher,
         teacher_mask: &teacher_mask,
+        gold_weight: weighted.then_some(&gold_weight),
     };
     let mut dropout = DropoutRng::new(step_seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed::copy_seed(step_seed, 1));
@@ -425,17 +471,19 @@ fn step_loss(
             let f = model.classifier.features(&ids, &mask, Some(&mut dropout))?;
             let mixed = ((&f * lambda)? + (f.index_select(&perm, 0)? * (1.0 - lambda))?)?;
             let logits = model.classifier.head(&mixed, Some(&mut dropout))?;
-            let (g2, gm2, t2, tm2) = (
+            let (g2, gm2, t2, tm2, w2) = (
                 gold.index_select(&perm, 0)?,
                 gold_mask.index_select(&perm, 0)?,
                 teacher.index_select(&perm, 0)?,
                 teacher_mask.index_select(&perm, 0)?,
+                gold_weight.index_select(&perm, 0)?,
             );
             let other = Targets {
                 gold: &g2,
                 gold_mask: &gm2,
                 teacher: &t2,
                 teacher_mask: &tm2,
+                gold_weight: weighted.then_some(&w2),
             };
             let l1 = loss::mean(&loss::rows(&logits, &targets, weights)?, &targets)?;
             let l2 = loss::mean(&loss::rows(&logits, &other, weights)?, &other)?;

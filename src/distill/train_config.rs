@@ -68,6 +68,11 @@ pub struct TrainConfig {
     /// Embedding width of the CNN student (ignored with `init`: the folder's hidden size).
     #[serde(default = "default_embed_dim")]
     pub embed_dim: usize,
+    /// Weights of the gold cross-entropy by class: `none` (every row 1) or `balanced` (a row
+    /// of class c weighs `rows / (classes · rows of c)`, counted over the labelled training
+    /// rows), for skewed labels.
+    #[serde(default)]
+    pub class_weights: ClassWeights,
     /// Keep only the last K `epoch-NN` checkpoints (`final` is always kept). Unset: keep all.
     #[serde(default)]
     pub keep_epochs: Option<usize>,
@@ -75,6 +80,45 @@ pub struct TrainConfig {
     #[serde(skip)]
     #[schemars(skip)]
     pub placement: crate::models::device::Placement,
+}
+
+/// How the gold cross-entropy weighs the classes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeights {
+    /// Every row weighs 1.
+    #[default]
+    None,
+    /// Each class weighs the same in total: `rows / (classes · rows of the class)`.
+    Balanced,
+}
+
+impl ClassWeights {
+    /// The weight of each class given the gold labels of the training rows (classes with no
+    /// row weigh 1).
+    pub fn weights(self, labels: impl Iterator<Item = usize>, classes: usize) -> Vec<f32> {
+        match self {
+            ClassWeights::None => vec![1.0; classes],
+            ClassWeights::Balanced => {
+                let mut counts = vec![0usize; classes];
+                for l in labels.filter(|&l| l < classes) {
+                    counts[l] += 1;
+                }
+                let present = counts.iter().filter(|&&c| c > 0).count().max(1);
+                let total: usize = counts.iter().sum();
+                counts
+                    .iter()
+                    .map(|&c| {
+                        if c == 0 {
+                            1.0
+                        } else {
+                            total as f32 / (present as f32 * c as f32)
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 fn default_student() -> StudentKind {
@@ -159,5 +203,26 @@ impl TrainConfig {
     pub(crate) fn lr(&self) -> f64 {
         self.learning_rate
             .unwrap_or_else(|| self.student.arch().default_learning_rate())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balanced_weights_give_each_class_the_same_total() {
+        // 6 rows of class 0, 2 of class 1, none of class 2.
+        let labels = [0, 0, 0, 0, 0, 0, 1, 1];
+        let w = ClassWeights::Balanced.weights(labels.into_iter(), 3);
+        assert_eq!(w, vec![8.0 / 12.0, 8.0 / 4.0, 1.0]);
+        assert!((6.0 * w[0] - 2.0 * w[1]).abs() < 1e-6);
+        assert_eq!(
+            ClassWeights::None.weights(labels.into_iter(), 3),
+            vec![1.0; 3]
+        );
+        let cfg: TrainConfig = toml::from_str("class_weights = \"balanced\"").unwrap();
+        assert_eq!(cfg.class_weights, ClassWeights::Balanced);
+        assert!(toml::from_str::<TrainConfig>("class_weights = \"equal\"").is_err());
     }
 }

@@ -465,7 +465,7 @@ fn experiment_compares_every_setting_over_seeds() {
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let results = results.as_array().unwrap();
-    assert_eq!(results.len(), 12, "6 settings × 2 seeds");
+    assert_eq!(results.len(), 18, "9 settings × 2 seeds");
     for setting in SETTINGS {
         for seed in 0..2 {
             let r = results
@@ -533,16 +533,71 @@ fn experiment_compares_every_setting_over_seeds() {
         serde_json::from_str(&std::fs::read_to_string(semi.join("generation.json")).unwrap())
             .unwrap();
     let semi_teacher = semi_gen["generation"]["teachers"][0].as_str().unwrap();
-    assert_eq!(
-        semi_teacher, taught_by,
-        "semi is taught by the strongest teacher"
-    );
+    let choices: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("choices.json")).unwrap()).unwrap();
+    let choice = &choices[0];
+    if choice["semi_teacher"] == "distill teacher" {
+        assert_eq!(semi_teacher, taught_by);
+    } else {
+        assert!(!semi_teacher.contains("distill/teacher"), "{semi_teacher}");
+    }
+    // The dev split: held out of training, none of it a test row, and `full` is the
+    // candidate with the best dev accuracy, scored on the test set like that candidate.
+    let split: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("seed-0/dev-split.json")).unwrap())
+            .unwrap();
+    let dev = split["families"].as_array().unwrap().len();
+    assert!((20..=34).contains(&dev), "15% of 180 rows: {dev}");
+    assert_eq!(choice["dev_rows"], dev);
     let log: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(semi.join("student/train_log.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(log["labelled"], 360, "{log}");
-    assert_eq!(log["soft_labelled"], 480, "{log}");
+    assert_eq!(log["labelled"], 360 - 2 * dev, "{log}");
+    assert_eq!(log["soft_labelled"], 480 - 2 * dev, "{log}");
+    let candidates = choice["candidates"].as_array().unwrap();
+    let names: Vec<&str> = candidates
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "gold",
+            "augmented",
+            "self-distill gen 1",
+            "self-distill gen 2",
+            "ensemble",
+            "distill",
+            "distill-strong"
+        ]
+    );
+    let best = candidates
+        .iter()
+        .map(|c| c["dev_accuracy"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let chosen = candidates
+        .iter()
+        .find(|c| c["name"] == choice["full"])
+        .unwrap();
+    assert_eq!(chosen["dev_accuracy"].as_f64().unwrap(), best);
+    let test_of = |setting: &str| {
+        results
+            .iter()
+            .find(|r| r["setting"] == setting && r["seed"] == 0)
+            .unwrap()["accuracy"]
+            .as_f64()
+            .unwrap()
+    };
+    let full_as = match choice["full"].as_str().unwrap() {
+        "self-distill gen 2" => "self-distill",
+        "self-distill gen 1" => "self-distill gen 1",
+        other => other,
+    };
+    if full_as != "self-distill gen 1" {
+        assert_eq!(test_of("full"), test_of(full_as));
+    }
+    assert!(md.contains("## What the dev split chose"), "{md}");
     // Rerunning reuses every step and gives the same table.
     assert_eq!(run(args("2")), table);
     // Other settings in the same folder are refused.
@@ -550,6 +605,113 @@ fn experiment_compares_every_setting_over_seeds() {
     other.retain(|a| a != "--quiet");
     let err = fails(&other.iter().map(String::as_str).collect::<Vec<_>>(), 1);
     assert!(err.contains("other settings"), "{err}");
+}
+
+/// No choice reads the test labels: the same experiment scored on the test rows and on the same
+/// rows in reverse order with every label flipped chooses the same dev split, epochs and `full`
+/// student, though every test metric differs. Test rows copied into the training file are
+/// never held out as dev rows (the one thing the split reads of the test set is its texts).
+#[test]
+fn full_reads_its_choices_from_the_dev_split_only() {
+    if !available(Dep::WordNet) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = fixture_tsv();
+    let column = |part: &[&(String, String, String)], flip: bool| -> Vec<(&str, ArrayRef)> {
+        vec![
+            (
+                "id",
+                Arc::new(StringArray::from_iter_values(
+                    part.iter().map(|r| r.0.as_str()),
+                )),
+            ),
+            (
+                "text",
+                Arc::new(StringArray::from_iter_values(
+                    part.iter().map(|r| r.1.as_str()),
+                )),
+            ),
+            (
+                "label",
+                Arc::new(Int64Array::from_iter_values(
+                    part.iter().map(|r| i64::from((r.2 == "positive") != flip)),
+                )),
+            ),
+        ]
+    };
+    // Training rows: the first 180 and, leaked, 30 of the test rows.
+    let train_rows: Vec<_> = rows[..180].iter().chain(&rows[180..210]).collect();
+    let test_rows: Vec<_> = rows[180..].iter().collect();
+    let perturbed: Vec<_> = rows[180..].iter().rev().collect();
+    let train = tmp.path().join("train.parquet");
+    let (test, other) = (
+        tmp.path().join("test.parquet"),
+        tmp.path().join("other.parquet"),
+    );
+    write_parquet(&train, column(&train_rows, false), 1000);
+    write_parquet(&test, column(&test_rows, false), 1000);
+    write_parquet(&other, column(&perturbed, true), 1000);
+    let run = |test: &Path, out: &Path| {
+        let (train, test, out) = (
+            train.display().to_string(),
+            test.display().to_string(),
+            out.display().to_string(),
+        );
+        ok(&[
+            "experiment",
+            "--train",
+            &train,
+            "--test",
+            &test,
+            "--out",
+            &out,
+            "--seeds",
+            "1",
+            "--copies",
+            "1",
+            "--generations",
+            "2",
+            "--epochs",
+            "2",
+            "--teacher",
+            "none",
+            "--dev-fraction",
+            "0.3",
+            "--quiet",
+            "--set",
+            "vocab_size=1000",
+            "--set",
+            "embed_dim=16",
+        ]);
+        let read = |f: &str| std::fs::read_to_string(Path::new(&out).join(f)).unwrap();
+        (
+            read("choices.json"),
+            read("results.json"),
+            read("seed-0/dev-split.json"),
+        )
+    };
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (choices_a, results_a, split_a) = run(&test, &a);
+    let (choices_b, results_b, split_b) = run(&other, &b);
+    assert_eq!(choices_a, choices_b, "a choice changed with the test set");
+    assert_eq!(split_a, split_b);
+    assert_ne!(results_a, results_b, "the test metrics should differ");
+    let split: serde_json::Value = serde_json::from_str(&split_a).unwrap();
+    let held: Vec<&str> = split["families"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(held.len() >= 40, "30% of 210 rows: {}", held.len());
+    for r in &rows[180..210] {
+        assert!(
+            !held.contains(&r.0.as_str()),
+            "test row {} is a dev row",
+            r.0
+        );
+    }
 }
 
 /// The all-MiniLM-L6-v2 folder from `make assets`, or `None` (the test then skips).
