@@ -32,6 +32,13 @@ pub struct Choice {
     /// The teacher of `semi`, when it ran.
     #[serde(default)]
     pub semi_teacher: Option<String>,
+    /// The temperature that calibrates the BERT teacher on the dev split (its logits are
+    /// divided by it before the distillation temperature), when there is one.
+    #[serde(default)]
+    pub teacher_temperature: Option<f64>,
+    /// The learning rate the dev split chose for the BERT teacher, when there is one.
+    #[serde(default)]
+    pub teacher_learning_rate: Option<f64>,
     /// Every candidate, in the order they were considered.
     pub candidates: Vec<Candidate>,
 }

@@ -166,13 +166,18 @@ pub fn train_folds(
     Ok(assignment)
 }
 
-/// Mean entropy (nats) of the soft labels of `data` at temperature 1, over rows that have them;
-/// `ln(classes)` is the most uncertain, 0 one-hot.
-pub fn soft_label_entropy(data: &Dataset) -> Option<f64> {
+/// Mean entropy (nats) of the soft labels of `data` with the logits divided by `temperature`
+/// (the teacher's own, 1 for most), over rows that have them; `ln(classes)` is the most
+/// uncertain, 0 one-hot.
+pub fn soft_label_entropy(data: &Dataset, temperature: f64) -> Option<f64> {
     let mut total = 0.0;
     let mut rows = 0usize;
     for l in data.examples.iter().filter_map(|e| e.teacher.as_ref()) {
-        let p = crate::distill::metrics::softmax(l);
+        let scaled: Vec<f32> = l
+            .iter()
+            .map(|&v| (f64::from(v) / temperature) as f32)
+            .collect();
+        let p = crate::distill::metrics::softmax(&scaled);
         total -= p
             .iter()
             .filter(|&&x| x > 0.0)
@@ -288,7 +293,7 @@ mod tests {
             examples: vec![ex(t)],
             label_names: vec!["a".into(), "b".into()],
         };
-        assert!((soft_label_entropy(&d(vec![0.0, 0.0])).unwrap() - 2f64.ln()).abs() < 1e-9);
-        assert!(soft_label_entropy(&d(vec![0.0, -80.0])).unwrap() < 1e-9);
+        assert!((soft_label_entropy(&d(vec![0.0, 0.0]), 1.0).unwrap() - 2f64.ln()).abs() < 1e-9);
+        assert!(soft_label_entropy(&d(vec![0.0, -80.0]), 1.0).unwrap() < 1e-9);
     }
 }

@@ -25,6 +25,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::distill::calibrate;
 use crate::distill::choose::{self, Choice};
 use crate::distill::data;
 use crate::distill::dev_split::{normalized, DevSplit};
@@ -205,22 +206,58 @@ impl SeedRun<'_> {
         // gold: the original rows only, for as many steps as the augmented settings take.
         let mut gold_student = self.student.clone();
         gold_student.epochs = self.student.epochs * (1 + cfg.copies as usize);
-        let gold = self.train(
-            &gold_student,
-            &plain,
-            0,
-            vec![],
-            0,
-            &self.dir.join("gold/gen-0"),
-        )?;
+        let gold_dir = self.dir.join("gold/gen-0");
+        let gold = self.train(&gold_student, &plain, 0, vec![], 0, &gold_dir)?;
         record(report, "gold", seed, &gold)?;
-        // augmented, then generations taught by the previous one.
+        let mut candidates = vec![("gold".to_string(), gold)];
+        let corpus = self.self_distill(&split, report, &mut candidates)?;
+        // distill: a stronger teacher of another architecture labels the transfer sets.
+        let teacher = self.distill_teacher(&plain)?;
+        if let Some(t) = &teacher {
+            report
+                .results
+                .push(row("teacher", seed, &metrics_of(&t.generation)?));
+            self.distill(t, &corpus, &split, report, &mut candidates)?;
+        }
+        // full: the student the dev split prefers.
+        let listed: Vec<_> = candidates
+            .iter()
+            .map(|(n, g)| (n.clone(), g.dev, g.epoch))
+            .collect();
+        let (i, seen) = choose::best(&listed)?;
+        let (full_name, full) = candidates.swap_remove(i);
+        report.results.push(row("full", seed, &metrics_of(&full)?));
+        let semi_teacher = match &cfg.unlabeled {
+            Some(pool) => Some(self.semi(pool, &split, (&full_name, &full), &teacher, report)?),
+            None => None,
+        };
+        report.choices.push(Choice {
+            seed,
+            dev_rows: split.families.len(),
+            full: full_name,
+            semi_teacher,
+            teacher_temperature: teacher.as_ref().map(|t| t.temperature),
+            teacher_learning_rate: teacher.as_ref().map(|t| t.learning_rate),
+            candidates: seen,
+        });
+        Ok(())
+    }
+
+    /// `augmented`, the self-distillation generations and `ensemble`, each added to the
+    /// candidates of `full`; returns the augmented corpus.
+    fn self_distill(
+        &self,
+        split: &DevSplit,
+        report: &mut ExperimentReport,
+        candidates: &mut Vec<(String, Generation)>,
+    ) -> Result<Corpus> {
+        let (cfg, seed) = (self.cfg, self.seed);
         let sd_cfg = self.sd(cfg.copies, cfg.generations, None);
         let sd_dir = self.dir.join("self-distill");
-        let corpus = selfdistill::prepare(&sd_cfg, &cfg.train, &sd_dir)?.with_holdout(&split);
+        let corpus = selfdistill::prepare(&sd_cfg, &cfg.train, &sd_dir)?.with_holdout(split);
         let corpus_of = |g: usize| -> Result<Option<Corpus>> {
             Ok(selfdistill::corpus_for(&sd_cfg, &cfg.train, &sd_dir, g)?
-                .map(|c| c.with_holdout(&split)))
+                .map(|c| c.with_holdout(split)))
         };
         let mut gens: Vec<Generation> = Vec::new();
         for g in 0..=cfg.generations {
@@ -234,127 +271,163 @@ impl SeedRun<'_> {
             let setting = if g == 0 { "augmented" } else { "self-distill" };
             report.curves.push(curve(setting, seed, &gens[g])?);
         }
-        report
-            .results
-            .push(row("augmented", seed, &metrics_of(&gens[0])?));
-        let last = &gens[cfg.generations];
-        report
-            .results
-            .push(row("self-distill", seed, &metrics_of(last)?));
+        let augmented = row("augmented", seed, &metrics_of(&gens[0])?);
+        report.results.push(augmented);
+        let last = row("self-distill", seed, &metrics_of(&gens[cfg.generations])?);
+        report.results.push(last);
         // ensemble: the last generation taught by every earlier one.
         let teachers = selfdistill::teachers_for(EnsembleMode::All, &gens[..cfg.generations], 0);
         let fresh = corpus_of(cfg.generations)?;
         let ens_dir = sd_dir.join(format!("gen-{}-ensemble", cfg.generations));
-        let corpus_last = fresh.as_ref().unwrap_or(&corpus);
-        let ens = self.train(
-            &self.student,
-            corpus_last,
-            cfg.generations,
-            teachers,
-            0,
-            &ens_dir,
-        )?;
+        let on = fresh.as_ref().unwrap_or(&corpus);
+        let ens = self.train(&self.student, on, cfg.generations, teachers, 0, &ens_dir)?;
         record(report, "ensemble", seed, &ens)?;
-        // distill: a stronger teacher of another architecture labels the augmented corpus.
-        let teacher = self.distill_teacher(&plain)?;
-        let mut distilled = Vec::new();
-        if let Some(t) = &teacher {
-            report.results.push(row("teacher", seed, &metrics_of(t)?));
-            let dir = self.dir.join("distill/student");
-            let d = self.train(&self.student, &corpus, 1, vec![t.model.clone()], 0, &dir)?;
-            record(report, "distill", seed, &d)?;
-            distilled.push(("distill", d));
-            // distill-strong: a transfer set of heavily edited copies. The teacher labels what
-            // each copy now says, so edits that would corrupt a gold label still teach.
-            let mut strong_cfg = self.sd(cfg.copies, 0, None);
-            strong_cfg.alpha = STRONG_ALPHA;
-            let strong_dir = self.dir.join("distill/strong");
-            let strong =
-                selfdistill::prepare(&strong_cfg, &cfg.train, &strong_dir)?.with_holdout(&split);
-            let dir = strong_dir.join("student");
-            let d = self.train(&self.student, &strong, 1, vec![t.model.clone()], 0, &dir)?;
-            record(report, "distill-strong", seed, &d)?;
-            distilled.push(("distill-strong", d));
+        for (g, generation) in gens.into_iter().enumerate() {
+            let name = match g {
+                0 => "augmented".to_string(),
+                g => format!("self-distill gen {g}"),
+            };
+            candidates.push((name, generation));
         }
-        // full: the student the dev split prefers.
-        let mut candidates = vec![("gold".to_string(), &gold), ("augmented".into(), &gens[0])];
-        for g in &gens[1..] {
-            candidates.push((format!("self-distill gen {}", g.generation), g));
-        }
-        candidates.push(("ensemble".into(), &ens));
-        for (name, d) in &distilled {
-            candidates.push((name.to_string(), d));
-        }
-        let listed: Vec<_> = candidates
-            .iter()
-            .map(|(n, g)| (n.clone(), g.dev, g.epoch))
-            .collect();
-        let (i, seen) = choose::best(&listed)?;
-        let (full_name, full) = (candidates[i].0.clone(), candidates[i].1.clone());
-        report.results.push(row("full", seed, &metrics_of(&full)?));
-        // semi: full plus the pool, taught by whichever of full's student and the distill
-        // teacher the dev split prefers.
-        let semi_teacher = match &cfg.unlabeled {
-            Some(u) => {
-                let (name, teacher) = match &teacher {
-                    Some(t) if t.dev.zip(full.dev).is_some_and(|(a, b)| a.better_than(&b)) => {
-                        ("distill teacher".to_string(), t)
-                    }
-                    _ => (full_name.clone(), &full),
-                };
-                let semi_cfg = self.sd(cfg.copies, cfg.generations, Some(u.clone()));
-                let pool =
-                    selfdistill::prepare(&semi_cfg, &cfg.train, &sd_dir)?.with_holdout(&split);
-                let dir = sd_dir.join("gen-1-semi");
-                let s = self.train(
-                    &self.student,
-                    &pool,
-                    1,
-                    vec![teacher.model.clone()],
-                    0,
-                    &dir,
-                )?;
-                record(report, "semi", seed, &s)?;
-                Some(name)
-            }
-            None => None,
+        candidates.push(("ensemble".into(), ens));
+        Ok(corpus)
+    }
+
+    /// `distill` (the teacher labels the augmented corpus) and `distill-strong` (it labels
+    /// heavily edited copies: it labels what each copy now says, so edits that would corrupt a
+    /// gold label still teach), both with the teacher's logits calibrated on the dev split.
+    fn distill(
+        &self,
+        teacher: &Teacher,
+        corpus: &Corpus,
+        split: &DevSplit,
+        report: &mut ExperimentReport,
+        candidates: &mut Vec<(String, Generation)>,
+    ) -> Result<()> {
+        let student = TrainConfig {
+            teacher_temperature: Some(teacher.temperature),
+            ..self.student.clone()
         };
-        report.choices.push(Choice {
-            seed,
-            dev_rows: split.families.len(),
-            full: full_name,
-            semi_teacher,
-            candidates: seen,
-        });
+        let taught = vec![teacher.generation.model.clone()];
+        let dir = self.dir.join("distill/student");
+        let d = self.train(&student, corpus, 1, taught.clone(), 0, &dir)?;
+        record(report, "distill", self.seed, &d)?;
+        candidates.push(("distill".into(), d));
+        let mut strong_cfg = self.sd(self.cfg.copies, 0, None);
+        strong_cfg.alpha = STRONG_ALPHA;
+        let strong_dir = self.dir.join("distill/strong");
+        let strong =
+            selfdistill::prepare(&strong_cfg, &self.cfg.train, &strong_dir)?.with_holdout(split);
+        let dir = strong_dir.join("student");
+        let d = self.train(&student, &strong, 1, taught, 0, &dir)?;
+        record(report, "distill-strong", self.seed, &d)?;
+        candidates.push(("distill-strong".into(), d));
         Ok(())
+    }
+
+    /// `semi`: the augmented corpus plus the pool, taught by whichever of `full`'s student and
+    /// the BERT teacher the dev split prefers; returns that teacher's name.
+    fn semi(
+        &self,
+        pool: &str,
+        split: &DevSplit,
+        (full_name, full): (&str, &Generation),
+        teacher: &Option<Teacher>,
+        report: &mut ExperimentReport,
+    ) -> Result<String> {
+        let (name, by, temperature) = match teacher {
+            Some(t)
+                if t.generation
+                    .dev
+                    .zip(full.dev)
+                    .is_some_and(|(a, b)| a.better_than(&b)) =>
+            {
+                ("distill teacher", &t.generation, Some(t.temperature))
+            }
+            _ => (full_name, full, None),
+        };
+        let student = TrainConfig {
+            teacher_temperature: temperature,
+            ..self.student.clone()
+        };
+        let semi_cfg = self.sd(
+            self.cfg.copies,
+            self.cfg.generations,
+            Some(pool.to_string()),
+        );
+        let sd_dir = self.dir.join("self-distill");
+        let corpus = selfdistill::prepare(&semi_cfg, &self.cfg.train, &sd_dir)?.with_holdout(split);
+        let dir = sd_dir.join("gen-1-semi");
+        let s = self.train(&student, &corpus, 1, vec![by.model.clone()], 0, &dir)?;
+        record(report, "semi", self.seed, &s)?;
+        Ok(name.to_string())
     }
 
     /// Trains the `distill` setting's teacher, a BERT fine-tuned from `cfg.teacher_init` for
     /// `cfg.teacher_epochs` on the gold rows (its epoch chosen by the dev split), into
-    /// `DIR/distill/teacher`; `None` without a teacher folder.
-    fn distill_teacher(&self, gold: &Corpus) -> Result<Option<Generation>> {
+    /// `DIR/distill/teacher`, with the temperature that calibrates it on the dev split; `None`
+    /// without a teacher folder.
+    fn distill_teacher(&self, gold: &Corpus) -> Result<Option<Teacher>> {
         let Some(init) = &self.cfg.teacher_init else {
             return Ok(None);
         };
-        let teacher = TrainConfig {
-            student: crate::models::architectures::StudentKind::find("bert")
-                .ok_or_else(|| Error::runtime("the `bert` architecture is not registered"))?,
-            init: Some(init.clone()),
-            epochs: self.cfg.teacher_epochs,
-            batch_size: TEACHER_BATCH,
-            seed: self.student.seed,
-            keep_epochs: Some(1),
-            placement: self.student.placement,
-            ..TrainConfig::default()
-        };
-        let dir = self.dir.join("distill/teacher");
-        self.train(&teacher, gold, 0, vec![], 0, &dir).map(Some)
+        let mut best: Option<(Generation, f64)> = None;
+        for lr in TEACHER_LEARNING_RATES {
+            let teacher = TrainConfig {
+                student: crate::models::architectures::StudentKind::find("bert")
+                    .ok_or_else(|| Error::runtime("the `bert` architecture is not registered"))?,
+                init: Some(init.clone()),
+                epochs: self.cfg.teacher_epochs,
+                batch_size: TEACHER_BATCH,
+                learning_rate: Some(lr),
+                seed: self.student.seed,
+                keep_epochs: Some(1),
+                placement: self.student.placement,
+                ..TrainConfig::default()
+            };
+            let dir = self.dir.join(format!("distill/teacher-lr{lr:e}"));
+            let g = self.train(&teacher, gold, 0, vec![], 0, &dir)?;
+            let better = match (&best, g.dev) {
+                (None, _) => true,
+                (Some((b, _)), Some(d)) => b.dev.is_none_or(|b| d.better_than(&b)),
+                (Some(_), None) => false,
+            };
+            if better {
+                best = Some((g, lr));
+            }
+        }
+        let (g, lr) = best.ok_or_else(|| Error::runtime("no teacher learning rate to try"))?;
+        let dev = gold
+            .dev
+            .as_ref()
+            .ok_or_else(|| Error::runtime("the teacher's corpus has no dev split"))?;
+        let device = self.student.placement.open()?.device;
+        let model = crate::models::folder::Model::load(&g.model, &device)?;
+        let texts: Vec<&str> = dev.examples.iter().map(|e| e.text.as_str()).collect();
+        let labels: Vec<usize> = dev.examples.iter().filter_map(|e| e.label).collect();
+        let temperature = calibrate::fit_temperature(&model.logits(&texts)?, &labels);
+        Ok(Some(Teacher {
+            generation: g,
+            learning_rate: lr,
+            temperature,
+        }))
     }
 }
 
 /// EDA strength of the `distill-strong` transfer set: each copy has about 30% of its words
 /// replaced, inserted, swapped or deleted.
 const STRONG_ALPHA: f64 = 0.3;
+
+/// The learning rates the `distill` teacher is fine-tuned with; the dev split keeps one.
+const TEACHER_LEARNING_RATES: [f64; 2] = [5e-5, 1e-4];
+
+/// The `distill` teacher the dev split chose, and how.
+struct Teacher {
+    generation: Generation,
+    learning_rate: f64,
+    /// Divides its logits to calibrate them on the dev split.
+    temperature: f64,
+}
 
 /// Rows per step of the `distill` teacher: small data sets need more, smaller steps than the
 /// student's default batch to fine-tune a pretrained BERT.

@@ -1,6 +1,7 @@
 //! Knowledge distillation: soft labels from a teacher, the distillation loss, the trainer and
 //! evaluation.
 
+pub mod calibrate;
 pub mod choose;
 pub mod crossfit;
 pub mod data;

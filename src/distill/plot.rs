@@ -1,12 +1,12 @@
-//! The experiment plot: accuracy and ECE per setting, accuracy per generation, and training
-//! loss curves, as one SVG.
+//! The experiment plot: accuracy, its paired difference from `gold` and ECE per setting,
+//! accuracy per generation, and training loss curves, as one SVG.
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
 use crate::distill::results::{ExperimentReport, ResultRow, SETTINGS};
-use crate::distill::stats::mean_std;
+use crate::distill::stats::{mean_interval, mean_std};
 use crate::error::{Error, Result};
 
 const COLORS: [RGBColor; SETTINGS.len()] = [
@@ -39,17 +39,101 @@ fn padded(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// Writes `path` (SVG, 1200×900): four panels.
+/// Writes `path` (SVG, 1800×900): accuracy, Δ vs gold and ECE by setting above; accuracy by
+/// generation and the loss curves below.
 pub fn experiment_svg(r: &ExperimentReport, path: &Path) -> Result<()> {
-    let root = SVGBackend::new(path, (1200, 900)).into_drawing_area();
+    let root = SVGBackend::new(path, (1800, 900)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
-    let panels = root.split_evenly((2, 2));
-    per_setting(r, &panels[0], "test accuracy by setting", |x| x.accuracy)?;
-    per_setting(r, &panels[1], "test ECE by setting (15 bins)", |x| x.ece)?;
-    per_generation(r, &panels[2])?;
-    losses(r, &panels[3])?;
+    let (top, bottom) = root.split_vertically(450);
+    let above = top.split_evenly((1, 3));
+    let below = bottom.split_evenly((1, 2));
+    per_setting(r, &above[0], "test accuracy by setting", |x| x.accuracy)?;
+    differences(r, &above[1])?;
+    per_setting(r, &above[2], "test ECE by setting (15 bins)", |x| x.ece)?;
+    per_generation(r, &below[0])?;
+    losses(r, &below[1])?;
     root.present().map_err(plot_error)?;
     Ok(())
+}
+
+/// Per setting, the mean paired difference of test accuracy from `gold` (same seed) in points,
+/// with its 95% t interval (none with one seed), against a line at 0.
+fn differences(r: &ExperimentReport, area: &Panel<'_>) -> Result<()> {
+    let gold = |seed: usize| {
+        r.results
+            .iter()
+            .find(|x| x.setting == "gold" && x.seed == seed)
+            .map(|x| x.accuracy)
+    };
+    let stats: Vec<(usize, f64, Option<(f64, f64)>)> = SETTINGS
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter_map(|(i, setting)| {
+            let d: Vec<f64> = r
+                .results
+                .iter()
+                .filter(|x| x.setting == *setting)
+                .filter_map(|x| Some((x.accuracy - gold(x.seed)?) * 100.0))
+                .collect();
+            let first = *d.first()?;
+            Some(match mean_interval(&d) {
+                Some((m, ci)) => (i, m, Some((ci.lo, ci.hi))),
+                None => (i, first, None),
+            })
+        })
+        .collect();
+    let ends = stats.iter().flat_map(|(_, m, ci)| {
+        let (lo, hi) = ci.unwrap_or((*m, *m));
+        [lo, hi, 0.0]
+    });
+    let (lo, hi) = padded(ends);
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            "Δ accuracy vs gold, points (paired, 95% CI)",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(55)
+        .build_cartesian_2d(-0.5f64..(SETTINGS.len() as f64 - 0.5), lo..hi)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_labels(9)
+        .x_label_formatter(&setting_label)
+        .y_label_formatter(&|y| format!("{y:+.1}"))
+        .draw()
+        .map_err(plot_error)?;
+    let zero = vec![(-0.5, 0.0), (SETTINGS.len() as f64 - 0.5, 0.0)];
+    chart
+        .draw_series([PathElement::new(zero, BLACK.mix(0.5).stroke_width(1))])
+        .map_err(plot_error)?;
+    for (i, m, ci) in stats {
+        let (x, color) = (i as f64, COLORS[i]);
+        if let Some((a, b)) = ci {
+            chart
+                .draw_series([PathElement::new(
+                    vec![(x, a), (x, b)],
+                    color.stroke_width(3),
+                )])
+                .map_err(plot_error)?;
+        }
+        chart
+            .draw_series([Circle::new((x, m), 6, color.filled())])
+            .map_err(plot_error)?;
+    }
+    Ok(())
+}
+
+/// The name of the setting at an integer x, for the axis.
+fn setting_label(x: &f64) -> String {
+    let i = x.round();
+    if (x - i).abs() < 1e-6 && (0.0..SETTINGS.len() as f64).contains(&i) {
+        SETTINGS[i as usize].to_string()
+    } else {
+        String::new()
+    }
 }
 
 type Panel<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
@@ -72,14 +156,7 @@ fn per_setting(
     chart
         .configure_mesh()
         .x_labels(9)
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && (0.0..SETTINGS.len() as f64).contains(&i) {
-                SETTINGS[i as usize].to_string()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&setting_label)
         .y_label_formatter(&|y| format!("{y:.3}"))
         .draw()
         .map_err(plot_error)?;

@@ -143,10 +143,12 @@ fn choices_table(r: &ExperimentReport) -> String {
     let names: Vec<&str> = first.candidates.iter().map(|c| c.name.as_str()).collect();
     let mut s = format!(
         "\n## What the dev split chose\n\nDev accuracy (%) of each candidate at the epoch the \
-         dev split chose for it (in brackets); `full` is the best of them. The test set \
-         steered nothing.\n\n| seed | dev rows | {} | full | semi's teacher |\n|{}\n",
+         dev split chose for it (in brackets); `full` is the best of them. The teacher's \
+         temperature calibrates the BERT teacher on the dev split. The test set steered \
+         nothing.\n\n| seed | dev rows | {} | full | semi's teacher | teacher's learning rate | \
+         teacher's temperature |\n|{}\n",
         names.join(" | "),
-        "---|".repeat(names.len() + 4)
+        "---|".repeat(names.len() + 6)
     );
     for c in &r.choices {
         let cells: Vec<String> = c
@@ -155,12 +157,16 @@ fn choices_table(r: &ExperimentReport) -> String {
             .map(|x| format!("{:.1} ({})", x.dev_accuracy * 100.0, x.epoch))
             .collect();
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             c.seed,
             c.dev_rows,
             cells.join(" | "),
             c.full,
-            c.semi_teacher.as_deref().unwrap_or("-")
+            c.semi_teacher.as_deref().unwrap_or("-"),
+            c.teacher_learning_rate
+                .map_or("-".to_string(), |t| format!("{t:e}")),
+            c.teacher_temperature
+                .map_or("-".to_string(), |t| format!("{t:.2}"))
         ));
     }
     s
@@ -327,10 +333,10 @@ fn generations_table(r: &ExperimentReport) -> String {
             (_, "distill-strong") => {
                 "BERT fine-tuned on the gold rows, on copies edited with EDA α = 0.3".to_string()
             }
-            (_, "semi") if r.config.teacher_init.is_some() => {
-                "BERT fine-tuned on the gold rows, + unlabeled pool".to_string()
+            (_, "semi") => {
+                "`full`'s student or the BERT teacher (the dev split's choice), + unlabeled pool"
+                    .to_string()
             }
-            (_, "semi") => format!("generation 0{crossfit}, + unlabeled pool"),
             _ => format!("previous generation{crossfit}"),
         };
         let entropy: Vec<f64> = of.iter().filter_map(|c| c.soft_label_entropy).collect();

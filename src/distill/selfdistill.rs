@@ -469,7 +469,10 @@ pub fn train_generation(
         epoch,
         losses: report.epochs.iter().map(|e| e.loss).collect(),
         crossfit,
-        soft_label_entropy: crate::distill::crossfit::soft_label_entropy(&rows),
+        soft_label_entropy: crate::distill::crossfit::soft_label_entropy(
+            &rows,
+            tc.teacher_temperature.unwrap_or(1.0),
+        ),
     };
     crate::io::manifest::write_json_atomic(
         &record_path,

@@ -129,7 +129,14 @@ pub fn train(
             data.label_names, student.info.label_names
         )));
     }
-    let rows = tokenize(student, data)?;
+    let mut rows = tokenize(student, data)?;
+    if let Some(t) = cfg.teacher_temperature {
+        for logits in rows.iter_mut().filter_map(|r| r.teacher.as_mut()) {
+            logits
+                .iter_mut()
+                .for_each(|v| *v = (f64::from(*v) / t) as f32);
+        }
+    }
     if rows
         .iter()
         .all(|r| r.label.is_none() && r.teacher.is_none())

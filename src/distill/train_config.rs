@@ -41,6 +41,11 @@ pub struct TrainConfig {
     /// Temperature of the KL term.
     #[serde(default = "default_temperature")]
     pub temperature: f64,
+    /// Divide the teacher's logits by this before the KL temperature: the teacher's own
+    /// calibration temperature (see `distill::calibrate`), below 1 for an under-confident
+    /// teacher. Unset: 1.
+    #[serde(default)]
+    pub teacher_temperature: Option<f64>,
     /// Weight of the gold cross-entropy where a row has both targets.
     #[serde(default = "default_alpha")]
     pub alpha: f64,
@@ -173,6 +178,12 @@ impl TrainConfig {
         }
         if self.temperature <= 0.0 {
             return bad("temperature", "must be positive");
+        }
+        if self
+            .teacher_temperature
+            .is_some_and(|t| t <= 0.0 || !t.is_finite())
+        {
+            return bad("teacher_temperature", "must be positive");
         }
         if !(0.0..1.0).contains(&self.warmup) {
             return bad("warmup", "must be in [0, 1)");
