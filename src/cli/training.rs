@@ -27,7 +27,8 @@ pub struct TrainArgs {
     /// (without it they are refused; checkpoints retort wrote are always replaced).
     #[arg(long)]
     force: bool,
-    /// Labelled rows to evaluate after every epoch.
+    /// Labelled rows to evaluate after every epoch; the best epoch on them is also saved as
+    /// `OUT/best` (choose them from the training side, not the test set).
     #[arg(long)]
     eval: Option<String>,
     /// A training setting: `--set epochs=3`, `--set student=bert`, `--set mixup=0.4`

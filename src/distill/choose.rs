@@ -43,20 +43,23 @@ pub struct Choice {
     pub candidates: Vec<Candidate>,
 }
 
-/// The candidate with the best dev metrics ([`Metrics::better_than`]); of equals, the first,
-/// so a simpler recipe listed earlier wins a tie.
+/// The candidate `full` takes: the first (simplest, as listed) whose dev accuracy is within one
+/// standard error of the best one's (the one-standard-error rule, Hastie, Tibshirani & Friedman,
+/// *Elements of Statistical Learning* §7.10). On a dev split of a few dozen rows one standard
+/// error is several points, and the best of many near-equal candidates is mostly the luckiest
+/// (the winner's curse), so a more elaborate recipe is taken only when the dev split sees it
+/// clearly ahead. The best is by [`Metrics::better_than`]; the standard error is
+/// `sqrt(p(1 − p)/rows)` at its accuracy `p`.
 pub fn best(candidates: &[(String, Option<Metrics>, usize)]) -> Result<(usize, Vec<Candidate>)> {
-    let mut chosen: Option<(usize, Metrics)> = None;
+    let mut devs = Vec::with_capacity(candidates.len());
     let mut seen = Vec::with_capacity(candidates.len());
-    for (i, (name, dev, epoch)) in candidates.iter().enumerate() {
+    for (name, dev, epoch) in candidates {
         let dev = dev.ok_or_else(|| {
             Error::runtime(format!(
                 "`{name}` was trained without dev metrics, so nothing can be chosen by it"
             ))
         })?;
-        if chosen.is_none_or(|(_, b)| dev.better_than(&b)) {
-            chosen = Some((i, dev));
-        }
+        devs.push(dev);
         seen.push(Candidate {
             name: name.clone(),
             dev_accuracy: dev.accuracy,
@@ -64,7 +67,17 @@ pub fn best(candidates: &[(String, Option<Metrics>, usize)]) -> Result<(usize, V
             epoch: *epoch,
         });
     }
-    let (i, _) = chosen.ok_or_else(|| Error::runtime("there is no candidate to choose from"))?;
+    let top = devs
+        .iter()
+        .copied()
+        .reduce(|b, d| if d.better_than(&b) { d } else { b })
+        .ok_or_else(|| Error::runtime("there is no candidate to choose from"))?;
+    let p = top.accuracy;
+    let se = (p * (1.0 - p) / top.rows.max(1) as f64).sqrt();
+    let i = devs
+        .iter()
+        .position(|d| d.accuracy >= p - se - 1e-12)
+        .unwrap_or(0);
     Ok((i, seen))
 }
 
@@ -74,7 +87,7 @@ mod tests {
 
     fn m(accuracy: f64, nll: f64) -> Option<Metrics> {
         Some(Metrics {
-            rows: 10,
+            rows: 100,
             accuracy,
             macro_f1: accuracy,
             nll,
@@ -83,14 +96,24 @@ mod tests {
     }
 
     #[test]
-    fn picks_the_best_dev_accuracy_then_the_lower_nll_then_the_first() {
+    fn takes_the_simplest_candidate_within_one_standard_error_of_the_best() {
         let c = |v: Vec<(&str, Option<Metrics>)>| {
             let v: Vec<_> = v.into_iter().map(|(n, d)| (n.to_string(), d, 1)).collect();
             best(&v).unwrap().0
         };
-        assert_eq!(c(vec![("a", m(0.7, 0.5)), ("b", m(0.8, 0.9))]), 1);
-        assert_eq!(c(vec![("a", m(0.8, 0.5)), ("b", m(0.8, 0.4))]), 1);
-        assert_eq!(c(vec![("a", m(0.8, 0.4)), ("b", m(0.8, 0.4))]), 0);
+        // 100 dev rows at 80%: one standard error is 4 points.
+        assert_eq!(c(vec![("a", m(0.70, 0.5)), ("b", m(0.80, 0.9))]), 1);
+        assert_eq!(c(vec![("a", m(0.77, 0.5)), ("b", m(0.80, 0.9))]), 0);
+        assert_eq!(
+            c(vec![
+                ("a", m(0.70, 0.5)),
+                ("b", m(0.77, 0.5)),
+                ("c", m(0.80, 0.4))
+            ]),
+            1
+        );
+        // Equal accuracy: the first.
+        assert_eq!(c(vec![("a", m(0.8, 0.4)), ("b", m(0.8, 0.3))]), 0);
         let err = best(&[("a".into(), None, 1)]).unwrap_err();
         assert!(err.render().contains("without dev metrics"));
     }

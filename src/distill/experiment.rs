@@ -10,8 +10,8 @@
 //!   all-MiniLM-L6-v2 on the gold rows (`teacher` reports that teacher itself);
 //! - `distill-strong`: the same teacher labelling copies edited far more (EDA α = 0.3), new
 //!   inputs rather than near-copies;
-//! - `full`: whichever of the students above the dev split prefers (see
-//!   [`crate::distill::choose`]);
+//! - `full`: the simplest of the students above within one standard error of the best on the
+//!   dev split (see [`crate::distill::choose`]);
 //! - `semi` (with an unlabeled pool): the corpus plus the pool, labelled by the better of
 //!   `full`'s student and the BERT teacher on the dev split.
 //!

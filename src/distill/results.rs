@@ -143,7 +143,8 @@ fn choices_table(r: &ExperimentReport) -> String {
     let names: Vec<&str> = first.candidates.iter().map(|c| c.name.as_str()).collect();
     let mut s = format!(
         "\n## What the dev split chose\n\nDev accuracy (%) of each candidate at the epoch the \
-         dev split chose for it (in brackets); `full` is the best of them. The teacher's \
+         dev split chose for it (in brackets); `full` is the first (simplest) within one standard \
+         error of the best. The teacher's \
          temperature calibrates the BERT teacher on the dev split. The test set steered \
          nothing.\n\n| seed | dev rows | {} | full | semi's teacher | teacher's learning rate | \
          teacher's temperature |\n|{}\n",
