@@ -56,6 +56,9 @@ pub fn experiment_svg(r: &ExperimentReport, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A setting's index, its mean paired difference and its 95% interval (none with one seed).
+type Difference = (usize, f64, Option<(f64, f64)>);
+
 /// Per setting, the mean paired difference of test accuracy from `gold` (same seed) in points,
 /// with its 95% t interval (none with one seed), against a line at 0.
 fn differences(r: &ExperimentReport, area: &Panel<'_>) -> Result<()> {
@@ -65,7 +68,7 @@ fn differences(r: &ExperimentReport, area: &Panel<'_>) -> Result<()> {
             .find(|x| x.setting == "gold" && x.seed == seed)
             .map(|x| x.accuracy)
     };
-    let stats: Vec<(usize, f64, Option<(f64, f64)>)> = SETTINGS
+    let stats: Vec<Difference> = SETTINGS
         .iter()
         .enumerate()
         .skip(1)
