@@ -179,7 +179,7 @@ fn header(c: &ExperimentConfig) -> String {
          copies, {} self-distillation generation(s), {} epochs over the augmented rows (`gold`: \
          the same number of steps over the original rows){}. {:.0}% of each class is held out \
          as a dev split: every student stops at the epoch that scores best on it, and `full` is \
-         the student it prefers.\n\n",
+         the simplest student within one standard error of the best there.\n\n",
         c.train,
         c.test,
         c.seeds,
