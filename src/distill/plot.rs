@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::distill::results::{ExperimentReport, ResultRow, SETTINGS};
@@ -91,23 +92,8 @@ fn differences(r: &ExperimentReport, area: &Panel<'_>) -> Result<()> {
         [lo, hi, 0.0]
     });
     let (lo, hi) = padded(ends);
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "Δ accuracy vs gold, points (paired, 95% CI)",
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(55)
-        .build_cartesian_2d(-0.5f64..(SETTINGS.len() as f64 - 0.5), lo..hi)
-        .map_err(plot_error)?;
-    chart
-        .configure_mesh()
-        .x_labels(9)
-        .x_label_formatter(&setting_label)
-        .y_label_formatter(&|y| format!("{y:+.1}"))
-        .draw()
-        .map_err(plot_error)?;
+    let title = "Δ accuracy vs gold, points (paired, 95% CI)";
+    let mut chart = settings_chart(area, title, (lo, hi), |y| format!("{y:+.1}"))?;
     let zero = vec![(-0.5, 0.0), (SETTINGS.len() as f64 - 0.5, 0.0)];
     chart
         .draw_series([PathElement::new(zero, BLACK.mix(0.5).stroke_width(1))])
@@ -127,6 +113,30 @@ fn differences(r: &ExperimentReport, area: &Panel<'_>) -> Result<()> {
             .map_err(plot_error)?;
     }
     Ok(())
+}
+
+/// A chart with one column per setting on x and `lo..hi` on y, its mesh drawn.
+fn settings_chart<'a, 'b>(
+    area: &'a Panel<'b>,
+    title: &str,
+    (lo, hi): (f64, f64),
+    y_label: impl Fn(&f64) -> String,
+) -> Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(55)
+        .build_cartesian_2d(-0.5f64..(SETTINGS.len() as f64 - 0.5), lo..hi)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_labels(9)
+        .x_label_formatter(&setting_label)
+        .y_label_formatter(&y_label)
+        .draw()
+        .map_err(plot_error)?;
+    Ok(chart)
 }
 
 /// The name of the setting at an integer x, for the axis.
@@ -149,20 +159,7 @@ fn per_setting(
     f: fn(&ResultRow) -> f64,
 ) -> Result<()> {
     let (lo, hi) = padded(r.results.iter().map(f));
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(55)
-        .build_cartesian_2d(-0.5f64..(SETTINGS.len() as f64 - 0.5), lo..hi)
-        .map_err(plot_error)?;
-    chart
-        .configure_mesh()
-        .x_labels(9)
-        .x_label_formatter(&setting_label)
-        .y_label_formatter(&|y| format!("{y:.3}"))
-        .draw()
-        .map_err(plot_error)?;
+    let mut chart = settings_chart(area, title, (lo, hi), |y| format!("{y:.3}"))?;
     for (i, setting) in SETTINGS.iter().enumerate() {
         let color = COLORS[i];
         let v: Vec<f64> = r

@@ -35,6 +35,33 @@ fn split(dir: &Path) -> (String, String) {
     (train.display().to_string(), test.display().to_string())
 }
 
+/// `id`, `text` and `label` columns of fixture rows (`label` 1 for positive; `flip` inverts it).
+fn fixture_columns(
+    part: &[&(String, String, String)],
+    flip: bool,
+) -> Vec<(&'static str, ArrayRef)> {
+    vec![
+        (
+            "id",
+            Arc::new(StringArray::from_iter_values(
+                part.iter().map(|r| r.0.as_str()),
+            )),
+        ),
+        (
+            "text",
+            Arc::new(StringArray::from_iter_values(
+                part.iter().map(|r| r.1.as_str()),
+            )),
+        ),
+        (
+            "label",
+            Arc::new(Int64Array::from_iter_values(
+                part.iter().map(|r| i64::from((r.2 == "positive") != flip)),
+            )),
+        ),
+    ]
+}
+
 fn train(data: &str, out: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec![
         "train",
@@ -621,28 +648,6 @@ fn full_reads_its_choices_from_the_dev_split_only() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let rows = fixture_tsv();
-    let column = |part: &[&(String, String, String)], flip: bool| -> Vec<(&str, ArrayRef)> {
-        vec![
-            (
-                "id",
-                Arc::new(StringArray::from_iter_values(
-                    part.iter().map(|r| r.0.as_str()),
-                )),
-            ),
-            (
-                "text",
-                Arc::new(StringArray::from_iter_values(
-                    part.iter().map(|r| r.1.as_str()),
-                )),
-            ),
-            (
-                "label",
-                Arc::new(Int64Array::from_iter_values(
-                    part.iter().map(|r| i64::from((r.2 == "positive") != flip)),
-                )),
-            ),
-        ]
-    };
     // Training rows: the first 180 and, leaked, 30 of the test rows.
     let train_rows: Vec<_> = rows[..180].iter().chain(&rows[180..210]).collect();
     let test_rows: Vec<_> = rows[180..].iter().collect();
@@ -652,9 +657,9 @@ fn full_reads_its_choices_from_the_dev_split_only() {
         tmp.path().join("test.parquet"),
         tmp.path().join("other.parquet"),
     );
-    write_parquet(&train, column(&train_rows, false), 1000);
-    write_parquet(&test, column(&test_rows, false), 1000);
-    write_parquet(&other, column(&perturbed, true), 1000);
+    write_parquet(&train, fixture_columns(&train_rows, false), 1000);
+    write_parquet(&test, fixture_columns(&test_rows, false), 1000);
+    write_parquet(&other, fixture_columns(&perturbed, true), 1000);
     let run = |test: &Path, out: &Path| {
         let (train, test, out) = (
             train.display().to_string(),
@@ -732,30 +737,7 @@ fn minilm_starts_a_bert_student_and_a_cnn_embedding() {
     let rows = fixture_tsv();
     let part: Vec<_> = rows.iter().take(48).collect();
     let data = tmp.path().join("small.parquet");
-    write_parquet(
-        &data,
-        vec![
-            (
-                "id",
-                Arc::new(StringArray::from_iter_values(
-                    part.iter().map(|r| r.0.as_str()),
-                )),
-            ),
-            (
-                "text",
-                Arc::new(StringArray::from_iter_values(
-                    part.iter().map(|r| r.1.as_str()),
-                )),
-            ),
-            (
-                "label",
-                Arc::new(Int64Array::from_iter_values(
-                    part.iter().map(|r| i64::from(r.2 == "positive")),
-                )),
-            ),
-        ],
-        1000,
-    );
+    write_parquet(&data, fixture_columns(&part, false), 1000);
     let data = data.display().to_string();
     let init = format!("init={}", m.display());
     let log = train(
