@@ -494,3 +494,105 @@ impl Transform for TeacherStage {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Ledger;
+    use crate::models::{CnnConfig, TextTokenizer};
+    use crate::stage::RunSettings;
+
+    /// A seeded, untrained CNN saved as a model folder under `dir`: a real teacher whose
+    /// logits are finite.
+    fn cnn_folder(dir: &Path) -> PathBuf {
+        let texts = [
+            "a good film",
+            "a bad film",
+            "the plot was dull",
+            "great acting",
+        ];
+        let tok = TextTokenizer::train_wordpiece(&texts, 60).unwrap();
+        let cfg = CnnConfig {
+            embed_dim: 8,
+            filters: 4,
+            ..CnnConfig::new(tok.vocab_size(), 2)
+        };
+        let labels = vec!["neg".to_string(), "pos".to_string()];
+        let model =
+            Model::new_cnn(cfg, tok, labels, 3, &candle_core::Device::Cpu).expect("a CNN model");
+        let folder = dir.join("teacher");
+        model.save(&folder).unwrap();
+        folder
+    }
+
+    /// A row with a null text goes to the rejects with its own id and the reason `null_text`,
+    /// and the other rows keep their id and get logits.
+    #[test]
+    fn a_row_with_a_null_text_is_rejected_with_its_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let folder = cnn_folder(tmp.path());
+        let settings = RunSettings::with_seed(1);
+        let cx = BuildContext {
+            stage: "teacher",
+            settings: &settings,
+            after_model: false,
+        };
+        let cfg = TeacherConfig {
+            model: Folders::One(folder.display().to_string()),
+            batch_size: None,
+            batch_tokens: None,
+        };
+        let mut stage = TeacherStage::new(cfg, &cx).unwrap();
+        let ids: ArrayRef = Arc::new(StringArray::from(vec![Some("r0"), Some("r1"), Some("r2")]));
+        let texts: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("a good film"),
+            None,
+            Some("the plot was dull"),
+        ]));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(col::ID, DataType::Utf8, true),
+            Field::new(col::TEXT, DataType::Utf8, true),
+        ]));
+        let data = RecordBatch::try_new(schema.clone(), vec![ids, texts]).unwrap();
+        stage.output_schema(&schema).unwrap();
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap(),
+        );
+        let mut scx = StageContext::new("teacher", Arc::new(settings.clone()), pool);
+        let batch = Batch {
+            data,
+            seq: 0,
+            ledger: Ledger::default(),
+        };
+        let mut out = Emit::default();
+        stage.process(&batch, &mut out, &mut scx).unwrap();
+        let entry = scx.take_entry();
+        assert_eq!(entry.rejects.len(), 1, "{:?}", entry.rejects);
+        let reject = &entry.rejects[0];
+        assert_eq!(
+            reject.id.as_deref(),
+            Some("r1"),
+            "the reject keeps the row id"
+        );
+        assert_eq!(reject.reason, "null_text");
+        assert_eq!(reject.stage, "teacher");
+        assert!(!reject.detail.is_empty());
+        assert_eq!(reject.text, None);
+        assert_eq!(entry.tally.rows_in, 3);
+        assert_eq!(entry.tally.rows_rejected, 1);
+        assert_eq!(entry.tally.rejected_by_reason.get("null_text"), Some(&1));
+        let written = out.take();
+        assert_eq!(written.len(), 1);
+        let kept = written[0]
+            .column_by_name(col::ID)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .unwrap();
+        let kept: Vec<&str> = kept.iter().flatten().collect();
+        assert_eq!(kept, ["r0", "r2"]);
+        let logits = written[0].column_by_name(TEACHER_LOGITS).unwrap();
+        assert_eq!(logits.null_count(), 0);
+    }
+}
