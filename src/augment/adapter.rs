@@ -481,3 +481,101 @@ impl RowsBuilder {
         Ok(RecordBatch::try_new(schema, columns)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Ledger;
+    use crate::stage::kind::StageKind;
+    use crate::stage::RunSettings;
+    use arrow::datatypes::{Field, Schema};
+
+    /// `rows` input rows of 30 distinct words each, with the provenance columns a source adds.
+    fn input(rows: usize) -> RecordBatch {
+        let ids: Vec<String> = (0..rows).map(|i| format!("r{i}")).collect();
+        let texts: Vec<String> = (0..rows)
+            .map(|i| {
+                (0..30)
+                    .map(|w| format!("w{i}x{w}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            (col::ID, Arc::new(StringArray::from(ids))),
+            (col::PARENT_ID, Arc::new(StringArray::new_null(rows))),
+            (col::OP, Arc::new(StringArray::from(vec!["orig"; rows]))),
+            (
+                col::OP_PARAMS,
+                Arc::new(StringArray::from(vec!["{}"; rows])),
+            ),
+            (col::SEED, Arc::new(UInt64Array::from(vec![0u64; rows]))),
+            (col::TEXT, Arc::new(StringArray::from(texts))),
+        ];
+        let schema = Schema::new(
+            columns
+                .iter()
+                .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|c| c.1).collect()).unwrap()
+    }
+
+    /// `copies = 1000` of a 40-row batch: the stage hands its rows downstream in chunks of
+    /// 16 input rows (16,384 / 1,001) while it works, so no batch it emits holds more than
+    /// `CHUNK_ROWS` rows, although the batch makes about 40,000.
+    #[test]
+    fn a_thousand_copies_are_emitted_in_chunks_of_at_most_chunk_rows() {
+        let table: toml::Table = "mode = \"swap\"\nn = 10\ncopies = 1000\nkeep_original = true"
+            .parse()
+            .unwrap();
+        let settings = RunSettings::with_seed(3);
+        let cx = BuildContext {
+            stage: "swap",
+            settings: &settings,
+            after_model: false,
+        };
+        let Built::Transform(mut stage) = crate::augment::perturb::KIND.build(&table, &cx).unwrap()
+        else {
+            panic!("perturb is a transform");
+        };
+        let data = input(40);
+        stage.output_schema(&data.schema()).unwrap();
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap(),
+        );
+        let mut scx = StageContext::new("swap", Arc::new(settings.clone()), pool);
+        let batch = Batch {
+            data,
+            seq: 0,
+            ledger: Ledger::default(),
+        };
+        let mut forwarded: Vec<usize> = Vec::new();
+        let mut forward = |b: RecordBatch| {
+            forwarded.push(b.num_rows());
+            true
+        };
+        let mut out = Emit::streaming(&mut forward);
+        stage.process(&batch, &mut out, &mut scx).unwrap();
+        let last: Vec<usize> = out.take().iter().map(RecordBatch::num_rows).collect();
+        drop(out);
+        let sizes: Vec<usize> = forwarded.iter().chain(&last).copied().collect();
+        let total: usize = sizes.iter().sum();
+        assert_eq!(
+            total as u64,
+            scx.take_entry().tally.rows_out.values().sum::<u64>()
+        );
+        assert!(
+            total > 2 * CHUNK_ROWS,
+            "{total} rows: too few to need chunks"
+        );
+        // Chunks of 16, 16 and 8 input rows: the first two sent while the stage still works.
+        assert_eq!(forwarded.len(), 2, "{sizes:?}");
+        assert_eq!(last.len(), 1, "{sizes:?}");
+        assert!(sizes.iter().all(|&n| n <= CHUNK_ROWS), "{sizes:?}");
+        assert!(sizes[0] > CHUNK_ROWS / 2, "{sizes:?}");
+    }
+}
