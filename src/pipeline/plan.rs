@@ -22,6 +22,9 @@ pub struct PlannedStage {
     pub schema: SchemaRef,
     /// The built stage; taken by the executor.
     pub built: Option<Built>,
+    /// Whether a model stage (`teacher`, `generate`, `lm_teacher`, ...) runs upstream of it,
+    /// as told to its build: a sink then commits smaller parts.
+    pub after_model: bool,
 }
 
 /// A validated, built pipeline in topological order.
@@ -362,6 +365,7 @@ pub fn build(spec: &PipelineSpec, settings: &RunSettings, origin: &str) -> Resul
                         inputs,
                         schema,
                         built: Some(built),
+                        after_model,
                     });
                 }
                 Err(p) => {
@@ -512,5 +516,91 @@ impl Plan {
         }
         s.push_str("}\n");
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::models::{CnnConfig, Model, TextTokenizer};
+    use crate::pipeline::spec;
+    use crate::testing::{available_for, Dep};
+
+    /// A seeded, untrained CNN teacher for the fixture's classes, saved under `dir`.
+    fn teacher_folder(dir: &Path) -> PathBuf {
+        let tok = TextTokenizer::train_wordpiece(&["a good film", "a bad film"], 40).unwrap();
+        let cfg = CnnConfig {
+            embed_dim: 8,
+            filters: 4,
+            ..CnnConfig::new(tok.vocab_size(), 2)
+        };
+        let labels = vec!["negative".to_string(), "positive".to_string()];
+        let model = Model::new_cnn(cfg, tok, labels, 1, &candle_core::Device::Cpu).unwrap();
+        let folder = dir.join("teacher");
+        model.save(&folder).unwrap();
+        folder
+    }
+
+    /// `[stages.ID]` tables of the pipeline text.
+    fn stage(id: &str, kind: &str, inputs: &[&str], keys: &str) -> String {
+        let inputs: Vec<String> = inputs.iter().map(|i| format!("\"{i}\"")).collect();
+        format!(
+            "[stages.{id}]\nkind = \"{kind}\"\ninputs = [{}]\n{keys}\n",
+            inputs.join(", ")
+        )
+    }
+
+    /// The planner tells a sink's build whether a model stage runs upstream of it (its parts
+    /// are then 8,192 rows, so a kill loses less of the model's work): true downstream of
+    /// `teacher` (also through a plain augmenter after it), `generate` and `lm_teacher`, false
+    /// after a plain augmenter alone.
+    #[test]
+    fn a_sink_is_after_a_model_only_downstream_of_a_model_stage() {
+        let tmp = tempfile::tempdir().unwrap();
+        let teacher = teacher_folder(tmp.path());
+        let out = |name: &str| format!("path = \"{}\"", tmp.path().join(name).display());
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/reviews.parquet");
+        let mut text = format!(
+            "[pipeline]\nname = \"t\"\nseed = 1\n\n[stages.corpus]\nkind = \"parquet_source\"\npath = \"{}\"\n",
+            fixture.display()
+        );
+        text += &stage("shuf", "shuffle", &["corpus"], "");
+        text += &stage("plain", "parquet_sink", &["shuf"], &out("plain"));
+        let model = format!("model = \"{}\"", teacher.display());
+        text += &stage("teacher", "teacher", &["corpus"], &model);
+        text += &stage("reshuf", "shuffle", &["teacher"], "");
+        text += &stage("soft", "parquet_sink", &["reshuf"], &out("soft"));
+        let mut expected = vec![
+            ("corpus", false),
+            ("shuf", false),
+            ("plain", false),
+            ("teacher", false),
+            ("reshuf", true),
+            ("soft", true),
+        ];
+        if available_for(Dep::SmolLm2, "the `generate` and `lm_teacher` sinks") {
+            text += &stage("gen", "generate", &["corpus"], "prompts = 2");
+            text += &stage("generated", "parquet_sink", &["gen"], &out("generated"));
+            text += &stage("lm", "lm_teacher", &["corpus"], "");
+            text += &stage("lm_labelled", "parquet_sink", &["lm"], &out("lm_labelled"));
+            expected.extend([
+                ("gen", false),
+                ("generated", true),
+                ("lm", false),
+                ("lm_labelled", true),
+            ]);
+        }
+        let spec = spec::parse(&text, "t", &[]).unwrap();
+        let plan = build(&spec, &RunSettings::with_seed(1), "the test pipeline")
+            .unwrap_or_else(|e| panic!("{}", e.render()));
+        let got: BTreeMap<&str, bool> = plan
+            .stages
+            .iter()
+            .map(|s| (s.id.as_str(), s.after_model))
+            .collect();
+        let expected: BTreeMap<&str, bool> = expected.into_iter().collect();
+        assert_eq!(got, expected);
     }
 }
