@@ -186,6 +186,29 @@ mod tests {
         assert_ne!(before, parquet_file_identity(&p));
     }
 
+    /// A rewrite that keeps the size and, restored by hand (`touch -r`, a copy that keeps
+    /// times), the modification time: only the footer hash tells the two files apart.
+    #[test]
+    fn a_rewrite_of_the_same_size_and_mtime_changes_the_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.parquet");
+        std::fs::write(&p, b"PAR1....meta\x04\x00\x00\x00PAR1").unwrap();
+        let before = parquet_file_identity(&p);
+        let meta = std::fs::metadata(&p).unwrap();
+        let mtime = meta.modified().unwrap();
+        std::fs::write(&p, b"PAR1....mexa\x04\x00\x00\x00PAR1").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let after = std::fs::metadata(&p).unwrap();
+        assert_eq!(after.len(), meta.len());
+        assert_eq!(after.modified().unwrap(), mtime);
+        assert_ne!(before, parquet_file_identity(&p));
+    }
+
     #[test]
     fn spellings_of_one_path_normalise_to_one() {
         for (given, want) in [
