@@ -1,5 +1,6 @@
 //! Finished runs are no-ops; killed runs resume to exactly the uninterrupted output.
 
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -374,4 +375,184 @@ fn a_rewritten_input_of_the_same_size_is_not_up_to_date() {
         .modified()
         .unwrap();
     assert_ne!(before, after, "the manifest must be written again");
+}
+
+/// An input rewritten at the same size whose modification time is then restored (as `touch
+/// -r` or a copy that keeps times would) is still another input: its Parquet footer differs
+/// (here the ids' statistics), so the finished output is written again from the new rows.
+#[test]
+fn a_rewritten_input_of_the_same_size_and_mtime_is_not_up_to_date() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.parquet");
+    let corpus = |prefix: &str| {
+        let tsv = fixture_tsv();
+        let ids: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..tsv.len()).map(|i| format!("{prefix}{i:05}")),
+        ));
+        let text: ArrayRef = Arc::new(StringArray::from_iter_values(
+            tsv.iter().map(|r| r.1.clone()),
+        ));
+        write_parquet(&input, vec![("id", ids), ("text", text)], 1_000);
+    };
+    corpus("a");
+    let meta = std::fs::metadata(&input).unwrap();
+    let mtime = meta.modified().unwrap();
+    let out = tmp.path().join("out");
+    let mut args = stage_args("perturb", input.to_str().unwrap(), &out, &["mode=\"swap\""]);
+    args.retain(|a| a != "--quiet");
+    ok_owned(&args);
+    assert!(read_rows(&out).iter().all(|r| r.id.starts_with('a')));
+
+    corpus("b");
+    std::fs::File::options()
+        .write(true)
+        .open(&input)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let rewritten = std::fs::metadata(&input).unwrap();
+    assert_eq!(
+        rewritten.len(),
+        meta.len(),
+        "the rewrite must keep the size"
+    );
+    assert_eq!(rewritten.modified().unwrap(), mtime);
+    let args_ref: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = retort(&args_ref);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.contains("up to date"), "{stderr}");
+    assert!(
+        stderr.contains("changed since: writing it again"),
+        "{stderr}"
+    );
+    let rows = read_rows(&out);
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r.id.starts_with('b')),
+        "the output still holds the old input's rows"
+    );
+}
+
+/// Runs `retort args` and SIGKILLs it after `delay`, asserting that the kill landed mid-run:
+/// the process was still running, SIGKILL ended it, and it left no manifest.
+fn kill_after_delay(args: &[String], out: &Path, delay: Duration) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_retort"))
+        .args(args)
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + delay;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{args:?} ended ({status}) before its kill at {delay:?}: no kill mid-run");
+        }
+        std::thread::sleep(
+            Duration::from_millis(1).min(deadline.saturating_duration_since(Instant::now())),
+        );
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "{args:?} was not killed at {delay:?}: {status}"
+    );
+    assert!(
+        !out.join("_SUCCESS.json").exists(),
+        "{args:?}: a run killed at {delay:?} left a manifest"
+    );
+}
+
+/// Runs `args` into `out` and SIGKILLs it `kills` times at random moments drawn from `rng`
+/// (each within the first 60% of the time the remaining work should take, judged from an
+/// uninterrupted run), then to the end; asserts the rows and the manifest's counts equal the
+/// uninterrupted run's. Returns each kill's delay and the parts committed after it.
+fn randomly_killed_and_resumed(
+    args: &[String],
+    out: &Path,
+    kills: usize,
+    rng: &mut impl rand::Rng,
+) -> Vec<(Duration, usize)> {
+    let clean = out.with_extension("clean");
+    let clean_args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace(out.to_str().unwrap(), clean.to_str().unwrap()))
+        .collect();
+    let started = Instant::now();
+    ok_owned(&clean_args);
+    let whole = started.elapsed();
+    let parts = manifest(&clean)["files"].as_array().unwrap().len();
+    assert!(
+        parts >= 4,
+        "{args:?}: {parts} parts are too few to kill between"
+    );
+    let mut delays = Vec::new();
+    for _ in 0..kills {
+        let left = 1.0 - committed_parts(out) as f64 / parts as f64;
+        let delay = whole.mul_f64(left * rng.random_range(0.02..0.6));
+        kill_after_delay(args, out, delay);
+        delays.push((delay, committed_parts(out)));
+    }
+    assert!(
+        delays.iter().any(|&(_, p)| p > 0),
+        "{args:?}: no kill at {delays:?} came after a committed part, so nothing was resumed"
+    );
+    ok_owned(args);
+    assert!(
+        read_rows(out) == read_rows(&clean),
+        "{args:?}: killed at {delays:?}, the resumed rows differ from an uninterrupted run's"
+    );
+    let (m, c) = (manifest(out), manifest(&clean));
+    assert_eq!(m["rows"], c["rows"], "{args:?}: killed at {delays:?}");
+    assert_eq!(m["stages"], c["stages"], "{args:?}: killed at {delays:?}");
+    delays
+}
+
+/// `make soak` only: real `retort` runs SIGKILLed at seeded random moments (not after a
+/// chosen part), several times each, then resumed: a plain augmenter (`perturb`, 60,000 rows,
+/// 6 kills) and a model stage (`teacher`, 12,000 rows, 4 kills). `RETORT_SOAK_SEED` replays
+/// a failure.
+#[test]
+fn random_sigkills_resume_to_the_uninterrupted_output() {
+    const TEST: &str = "resume::random_sigkills_resume_to_the_uninterrupted_output";
+    if std::env::var_os("RETORT_SOAK").is_none() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {TEST}: runs under `make soak` only (RETORT_SOAK=1)"
+        );
+        return;
+    }
+    let seed: u64 = std::env::var("RETORT_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(17);
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+    let tmp = tempfile::tempdir().unwrap();
+
+    let input = tmp.path().join("big.parquet");
+    big_corpus(&input, 60_000);
+    let out = tmp.path().join("perturb");
+    let args = swap_args(input.to_str().unwrap(), &out);
+    let perturb = randomly_killed_and_resumed(&args, &out, 6, &mut rng);
+
+    let teacher = train_tiny_teacher(&tmp.path().join("teacher"));
+    let input = tmp.path().join("labelled.parquet");
+    big_corpus(&input, 12_000);
+    let out = tmp.path().join("teacher-out");
+    let model = format!("model=\"{teacher}\"");
+    let mut args = stage_args(
+        "teacher",
+        input.to_str().unwrap(),
+        &out,
+        &[&model, "sink.rows_per_file=1000"],
+    );
+    args.extend(["--batch-size".into(), "250".into()]);
+    let teacher = randomly_killed_and_resumed(&args, &out, 4, &mut rng);
+    let _ = writeln!(
+        std::io::stderr(),
+        "{TEST}: seed {seed}, 10 kills survived (delay, parts committed): perturb {perturb:?}, teacher {teacher:?}"
+    );
 }
