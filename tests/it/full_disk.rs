@@ -3,7 +3,7 @@
 //! larger, resumes to exactly the rows of an uninterrupted run.
 //!
 //! Mounting needs root (as on the test machine and in CI); elsewhere the test says on the
-//! terminal that it was skipped.
+//! terminal that it was skipped, or fails under `RETORT_REQUIRE_DEPS=1` (`make test`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -71,9 +71,62 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Says on the terminal (past the test harness's capture) that a test was skipped, and why.
+/// Says on the terminal (past the test harness's capture) that a test was skipped, and why;
+/// under `RETORT_REQUIRE_DEPS=1` (`make test`, CI: as root, where a tmpfs mounts) the test
+/// fails instead, as [`retort::testing::available`] does for a missing dependency.
 fn skipped(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    let message = format!("SKIPPED {test}: {why} (run the tests as root)");
+    if retort::testing::deps_required() {
+        panic!(
+            "{message}; {}=1 makes a test that cannot run a failure",
+            retort::testing::REQUIRE_DEPS_ENV
+        );
+    }
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+/// What [`a_skip_is_said_and_fails_when_deps_are_required`] runs in a child process.
+#[test]
+#[ignore = "run by a_skip_is_said_and_fails_when_deps_are_required"]
+fn probe_a_refused_mount() {
+    skipped(
+        "full_disk::probe_a_refused_mount",
+        "cannot mount a tmpfs: probe",
+    );
+}
+
+/// Runs this test binary again on the probe: the skip is printed past libtest's capture, and
+/// `RETORT_REQUIRE_DEPS=1` turns it into a failure.
+#[test]
+fn a_skip_is_said_and_fails_when_deps_are_required() {
+    let run = |required: &str| {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "full_disk::probe_a_refused_mount",
+                "--test-threads",
+                "1",
+            ])
+            .env(retort::testing::REQUIRE_DEPS_ENV, required)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let line = "SKIPPED full_disk::probe_a_refused_mount: cannot mount a tmpfs: probe";
+    let (passed, text) = run("0");
+    assert!(passed, "{text}");
+    assert!(text.contains(line), "{text}");
+    assert!(text.contains("1 passed"), "the probe did not run: {text}");
+    let (passed, text) = run("1");
+    assert!(!passed, "{text}");
+    assert!(text.contains(line), "{text}");
+    assert!(text.contains("RETORT_REQUIRE_DEPS=1 makes"), "{text}");
 }
 
 /// Every file under `dir` whose name starts with `_tmp.` (a sink's temporary files).
