@@ -100,6 +100,24 @@ fn rows_an_augmenter_cannot_change_go_to_the_rejects_with_a_reason() {
         err.contains("warning: stage `shuffle` kept 1 of its 4 input rows and rejected 3"),
         "a stage that loses most rows says so: {err}"
     );
+    // Even with `--quiet`, which drops the summary.
+    let quiet = tmp.path().join("quiet");
+    let o = retort(
+        &stage_args("shuffle", &input, &quiet, &["copies=2"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("warning: stage `shuffle` kept 1 of its 4 input rows and rejected 3"),
+        "--quiet must not hide the warning: {err}"
+    );
+    assert!(
+        !err.contains("finished in"),
+        "--quiet prints no summary: {err}"
+    );
 
     // `unchanged = "keep"` writes them through instead: every input row reaches the output.
     let kept = tmp.path().join("kept");
