@@ -68,6 +68,9 @@ enum Command {
     Experiment(training::ExperimentArgs),
     /// Evaluate a model folder on labelled Parquet rows: accuracy, macro-F1, NLL, ECE.
     Eval(training::EvalArgs),
+    /// Fit a model's temperature on held-out labelled rows (temperature scaling) and save it
+    /// in its `retort.json`, so that its probabilities mean what they say.
+    Calibrate(training::CalibrateArgs),
     /// Print rows of Parquet output as JSON lines (one object per row), for `jq` and scripts.
     Export(data::ExportArgs),
     /// Write the tokenizer stored in a GGUF file's metadata as a Hugging Face
@@ -102,6 +105,7 @@ where
         Command::Selfdistill(args) => training::selfdistill(args),
         Command::Experiment(args) => training::experiment(args),
         Command::Eval(args) => training::eval(&args),
+        Command::Calibrate(args) => training::calibrate(&args),
         Command::Export(args) => data::export(&args),
         Command::TokenizerFromGguf(args) => data::tokenizer_from_gguf(&args),
         Command::Inspect(args) => data::inspect(&args),

@@ -144,6 +144,10 @@ pub struct ExperimentArgs {
     /// Unlabeled in-domain rows (labels ignored) for the `semi` setting.
     #[arg(long, value_name = "FILE")]
     unlabeled: Option<String>,
+    /// WordNet example sentences that the `distill` teacher labels, besides the augmented
+    /// corpus, for the `distill-wordnet` setting (0: no such setting).
+    #[arg(long, value_name = "N", default_value_t = retort::distill::transfer::DEFAULT_WORDNET_SENTENCES)]
+    wordnet_sentences: usize,
     /// Passes over the augmented rows; `gold` trains for the same number of steps
     /// (`epochs × (1 + copies)` passes over the original rows).
     #[arg(long, default_value_t = 2)]
@@ -171,6 +175,21 @@ pub struct EvalArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     models: ModelArgs,
+}
+
+/// The arguments of `retort calibrate`.
+#[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    /// The model folder (a checkpoint written by `retort train`).
+    model: PathBuf,
+    /// Held-out labelled rows the model did not train on (a dev split): a Parquet file,
+    /// folder or glob.
+    #[arg(long)]
+    data: String,
+    /// Where to save the calibrated model (default: the model folder itself, whose
+    /// `retort.json` gains the temperature).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn parse_ensemble(s: &str) -> std::result::Result<distill::selfdistill::EnsembleMode, String> {
@@ -343,6 +362,7 @@ fn experiment_config(
         teacher_epochs: args.teacher_epochs,
         dev_fraction: args.dev_fraction,
         unlabeled: args.unlabeled,
+        wordnet_sentences: args.wordnet_sentences,
         student,
     };
     Ok((cfg, rows))
@@ -351,6 +371,27 @@ fn experiment_config(
 /// Runs `retort eval MODEL`: prints the metrics as JSON and optionally writes them. The model
 /// runs at the `--precision` asked (f32: the training network; another dtype: its inference
 /// copy), and an explicit precision it cannot run in is refused.
+/// Runs `retort calibrate MODEL`: fits the temperature on `--data`, saves it with the model
+/// and prints the temperature and the metrics before and after as JSON.
+pub fn calibrate(args: &CalibrateArgs) -> Result<i32> {
+    let device = retort::models::device::Placement::default().open()?.device;
+    let m = retort::models::folder::Model::load(&args.model, &device)?;
+    let ds = distill::data::load(&args.data, "text", "label", Some(&m.info.label_names))?;
+    let out = args.out.as_ref().unwrap_or(&args.model);
+    let c = distill::calibrate::calibrate_model(m, &ds, out)?;
+    let report = serde_json::json!({
+        "temperature": c.temperature,
+        "before": c.before,
+        "after": c.after,
+        "model": out,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    Ok(0)
+}
+
 pub fn eval(args: &EvalArgs) -> Result<i32> {
     let compute = args.models.placement()?.open()?;
     let m = retort::models::folder::Model::load(&args.model, &compute.device)?;

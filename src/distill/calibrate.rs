@@ -4,7 +4,62 @@
 //! fitted temperature (below 1 then) gives soft labels that mean what they say before the
 //! distillation temperature is applied.
 
-use crate::distill::metrics::softmax;
+use std::path::Path;
+
+use crate::distill::data::Dataset;
+use crate::distill::metrics::{self, softmax, Metrics};
+use crate::error::{Error, Result};
+use crate::models::folder::Model;
+
+/// What calibrating a model did: the temperature and the held-out metrics before and after.
+#[derive(Debug, Clone, Copy)]
+pub struct Calibration {
+    /// The fitted temperature, now in the model's `retort.json`.
+    pub temperature: f64,
+    /// Metrics on the held-out rows at temperature 1.
+    pub before: Metrics,
+    /// Metrics on the held-out rows at the fitted temperature.
+    pub after: Metrics,
+}
+
+/// Fits the temperature of `model` on the labelled rows of `held_out` (any temperature the
+/// model already had is replaced, not compounded) and saves the model with it into `out`
+/// (which may be the folder it came from).
+pub fn calibrate_model(mut model: Model, held_out: &Dataset, out: &Path) -> Result<Calibration> {
+    if model.info.label_names != held_out.label_names {
+        return Err(Error::user(format!(
+            "the held-out rows have classes {:?}, the model {:?}",
+            held_out.label_names, model.info.label_names
+        )));
+    }
+    let labelled: Vec<_> = held_out
+        .examples
+        .iter()
+        .filter(|e| e.label.is_some())
+        .collect();
+    if labelled.is_empty() {
+        return Err(Error::user("the held-out rows have no gold labels")
+            .with_hint("calibration needs labelled rows the model did not train on"));
+    }
+    model.check_finite()?;
+    model.info.temperature = None;
+    let texts: Vec<&str> = labelled.iter().map(|e| e.text.as_str()).collect();
+    let gold: Vec<usize> = labelled.iter().filter_map(|e| e.label).collect();
+    let logits = model.logits(&texts)?;
+    let temperature = fit_temperature(&logits, &gold);
+    let classes = model.info.label_names.len();
+    let before = metrics::compute(&logits, &gold, classes);
+    model.info.temperature = Some(temperature);
+    let mut scaled = logits;
+    model.info.calibrate(&mut scaled);
+    let after = metrics::compute(&scaled, &gold, classes);
+    model.save(out)?;
+    Ok(Calibration {
+        temperature,
+        before,
+        after,
+    })
+}
 
 /// The temperature in [0.05, 20] (a log-spaced grid of 241 points) that minimises the mean
 /// negative log-likelihood of `gold` under `softmax(logits / T)`; 1 without rows.

@@ -29,6 +29,10 @@ pub struct Choice {
     pub dev_rows: usize,
     /// The candidate `full` recommends.
     pub full: String,
+    /// The temperature that calibrates `full`'s student on the dev split (saved in its
+    /// `retort.json`).
+    #[serde(default)]
+    pub full_temperature: Option<f64>,
     /// The teacher of `semi`, when it ran.
     #[serde(default)]
     pub semi_teacher: Option<String>,

@@ -35,6 +35,7 @@ pub use crate::distill::results::{
 };
 use crate::distill::selfdistill::{self, Corpus, EnsembleMode, Generation, SelfDistillConfig};
 use crate::distill::train::TrainConfig;
+use crate::distill::transfer;
 use crate::error::{Error, Result};
 
 fn metrics_of(g: &Generation) -> Result<Metrics> {
@@ -218,6 +219,7 @@ impl SeedRun<'_> {
                 .results
                 .push(row("teacher", seed, &metrics_of(&t.generation)?));
             self.distill(t, &corpus, &split, report, &mut candidates)?;
+            self.distill_wordnet(t, &split, test_texts, report, &mut candidates)?;
         }
         // full: the student the dev split prefers.
         let listed: Vec<_> = candidates
@@ -226,7 +228,7 @@ impl SeedRun<'_> {
             .collect();
         let (i, seen) = choose::best(&listed)?;
         let (full_name, full) = candidates.swap_remove(i);
-        report.results.push(row("full", seed, &metrics_of(&full)?));
+        let full_temperature = self.calibrated_full(&full, &plain, report)?;
         let semi_teacher = match &cfg.unlabeled {
             Some(pool) => Some(self.semi(pool, &split, (&full_name, &full), &teacher, report)?),
             None => None,
@@ -235,6 +237,7 @@ impl SeedRun<'_> {
             seed,
             dev_rows: split.families.len(),
             full: full_name,
+            full_temperature: Some(full_temperature),
             semi_teacher,
             teacher_temperature: teacher.as_ref().map(|t| t.temperature),
             teacher_learning_rate: teacher.as_ref().map(|t| t.learning_rate),
@@ -322,6 +325,61 @@ impl SeedRun<'_> {
         let d = self.train(&student, &strong, 1, taught, 0, &dir)?;
         record(report, "distill-strong", self.seed, &d)?;
         candidates.push(("distill-strong".into(), d));
+        Ok(())
+    }
+
+    /// `full`: the chosen candidate's student calibrated on the dev split (temperature scaling,
+    /// saved in `DIR/full`) and scored on the test set; returns its temperature.
+    fn calibrated_full(
+        &self,
+        full: &Generation,
+        gold: &Corpus,
+        report: &mut ExperimentReport,
+    ) -> Result<f64> {
+        let dev = gold
+            .dev
+            .as_ref()
+            .ok_or_else(|| Error::runtime("the gold corpus has no dev split"))?;
+        let device = self.student.placement.open()?.device;
+        let model = crate::models::folder::Model::load(&full.model, &device)?;
+        let dir = self.dir.join("full");
+        let fitted = calibrate::calibrate_model(model, dev, &dir)?;
+        let calibrated = crate::models::folder::Model::load(&dir, &device)?;
+        let metrics = crate::distill::train::evaluate(&calibrated, self.eval.1)?;
+        report.results.push(row("full", self.seed, &metrics));
+        Ok(fitted.temperature)
+    }
+
+    /// `distill-wordnet`: the teacher labels the augmented corpus plus a seeded sample of
+    /// WordNet's example sentences (one EDA copy each), none of them a test text: new inputs
+    /// made without data beyond the labelled rows.
+    fn distill_wordnet(
+        &self,
+        teacher: &Teacher,
+        split: &DevSplit,
+        test_texts: &HashSet<String>,
+        report: &mut ExperimentReport,
+        candidates: &mut Vec<(String, Generation)>,
+    ) -> Result<()> {
+        let n = self.cfg.wordnet_sentences;
+        if n == 0 {
+            return Ok(());
+        }
+        let dir = self.dir.join("distill/wordnet");
+        let wordnet = crate::augment::wordnet::default_wordnet_dir();
+        let texts = transfer::wordnet_sample(&wordnet, n, self.student.seed, test_texts)?;
+        let pool = dir.join("wordnet-sentences.parquet");
+        transfer::write_text_pool(&pool, &texts)?;
+        let cfg = self.sd(self.cfg.copies, 0, Some(pool.display().to_string()));
+        let corpus = selfdistill::prepare(&cfg, &self.cfg.train, &dir)?.with_holdout(split);
+        let student = TrainConfig {
+            teacher_temperature: Some(teacher.temperature),
+            ..self.student.clone()
+        };
+        let taught = vec![teacher.generation.model.clone()];
+        let d = self.train(&student, &corpus, 1, taught, 0, &dir.join("student"))?;
+        record(report, "distill-wordnet", self.seed, &d)?;
+        candidates.push(("distill-wordnet".into(), d));
         Ok(())
     }
 

@@ -17,3 +17,4 @@ pub mod teacher;
 pub mod train;
 pub mod train_config;
 pub mod train_stage;
+pub mod transfer;

@@ -17,6 +17,7 @@ const COLORS: [RGBColor; SETTINGS.len()] = [
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(255, 127, 14),
+    RGBColor(188, 189, 34),
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(23, 190, 207),

@@ -12,13 +12,14 @@ use crate::distill::train::TrainConfig;
 /// The settings, in report order (`distill` and `teacher` need the MiniLM asset, `semi` an
 /// unlabeled pool; a setting that did not run is left out of the table). `teacher` is the
 /// `distill` teacher itself, for reference: not a student.
-pub const SETTINGS: [&str; 9] = [
+pub const SETTINGS: [&str; 10] = [
     "gold",
     "augmented",
     "self-distill",
     "ensemble",
     "distill",
     "distill-strong",
+    "distill-wordnet",
     "full",
     "semi",
     "teacher",
@@ -58,6 +59,10 @@ pub struct ExperimentConfig {
     /// Unlabeled in-domain rows for the `semi` setting; unset: no `semi` setting.
     #[serde(default)]
     pub unlabeled: Option<String>,
+    /// WordNet example sentences the `distill` teacher labels for the `distill-wordnet`
+    /// setting (0: no such setting).
+    #[serde(default = "default_wordnet_sentences")]
+    pub wordnet_sentences: usize,
     /// Student training settings; seed `i` trains with `train.seed + 100·i`. `epochs` are
     /// passes over the augmented corpus; `gold` makes `epochs × (1 + copies)` passes over the
     /// original rows, so every setting takes the same number of optimizer steps.
@@ -66,6 +71,10 @@ pub struct ExperimentConfig {
 
 fn default_teacher_epochs() -> usize {
     6
+}
+
+fn default_wordnet_sentences() -> usize {
+    crate::distill::transfer::DEFAULT_WORDNET_SENTENCES
 }
 
 fn default_dev_fraction() -> f64 {
@@ -144,12 +153,12 @@ fn choices_table(r: &ExperimentReport) -> String {
     let mut s = format!(
         "\n## What the dev split chose\n\nDev accuracy (%) of each candidate at the epoch the \
          dev split chose for it (in brackets); `full` is the first (simplest) within one standard \
-         error of the best. The teacher's \
+         error of the best, then calibrated on the dev split (its temperature). The teacher's \
          temperature calibrates the BERT teacher on the dev split. The test set steered \
-         nothing.\n\n| seed | dev rows | {} | full | semi's teacher | teacher's learning rate | \
-         teacher's temperature |\n|{}\n",
+         nothing.\n\n| seed | dev rows | {} | full | full's temperature | semi's teacher | \
+         teacher's learning rate | teacher's temperature |\n|{}\n",
         names.join(" | "),
-        "---|".repeat(names.len() + 6)
+        "---|".repeat(names.len() + 7)
     );
     for c in &r.choices {
         let cells: Vec<String> = c
@@ -158,11 +167,13 @@ fn choices_table(r: &ExperimentReport) -> String {
             .map(|x| format!("{:.1} ({})", x.dev_accuracy * 100.0, x.epoch))
             .collect();
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.seed,
             c.dev_rows,
             cells.join(" | "),
             c.full,
+            c.full_temperature
+                .map_or("-".to_string(), |t| format!("{t:.2}")),
             c.semi_teacher.as_deref().unwrap_or("-"),
             c.teacher_learning_rate
                 .map_or("-".to_string(), |t| format!("{t:e}")),
@@ -409,6 +420,7 @@ mod tests {
                 teacher_epochs: 4,
                 dev_fraction: 0.15,
                 unlabeled: None,
+                wordnet_sentences: 0,
                 student: TrainConfig::default(),
             },
             results,

@@ -65,6 +65,7 @@ pub struct Predictor {
     classifier: Box<dyn Classifier>,
     tokenizer: TextTokenizer,
     max_len: usize,
+    info: super::model::ModelInfo,
     compute: Compute,
 }
 
@@ -102,6 +103,7 @@ impl Model {
             classifier,
             tokenizer: self.tokenizer.clone(),
             max_len: self.info.max_len,
+            info: self.info.clone(),
             compute: Compute {
                 dtype,
                 ..compute.clone()
@@ -133,7 +135,8 @@ impl Predictor {
             .collect()
     }
 
-    /// Logits (f32, temperature 1) of every text, in input order, and what it took.
+    /// Logits (f32, divided by the model's calibration temperature when it has one) of every
+    /// text, in input order, and what it took.
     ///
     /// A producer thread takes the texts shortest first (by bytes) in windows of
     /// `limits.max_rows`, tokenizes each window on `pool` (or the global rayon pool), cuts it
@@ -201,6 +204,7 @@ impl Predictor {
             }
             Ok(())
         })?;
+        self.info.calibrate(&mut out);
         Ok((out, stats))
     }
 
@@ -396,6 +400,29 @@ mod tests {
                 })
                 .collect();
             assert_eq!(runs[0], runs[1], "{}", model.info.kind);
+        }
+    }
+
+    #[test]
+    fn both_logit_paths_divide_by_the_calibration_temperature() {
+        let t = texts();
+        let refs: Vec<&str> = t.iter().map(|s| s.as_str()).collect();
+        for mut model in models() {
+            let raw = model.logits(&refs).unwrap();
+            model.info.temperature = Some(2.0);
+            let halved = model.logits(&refs).unwrap();
+            let p = model.predictor(&Compute::cpu()).unwrap();
+            let limits = BatchLimits {
+                max_rows: 64,
+                max_tokens: 8192,
+            };
+            let predicted = p.logits(&refs, limits, None).unwrap().0;
+            for ((r, h), q) in raw.iter().zip(&halved).zip(&predicted) {
+                for ((a, b), c) in r.iter().zip(h).zip(q) {
+                    assert!((a / 2.0 - b).abs() < 1e-6, "{}", model.info.kind);
+                    assert!((b - c).abs() < 1e-4, "{}", model.info.kind);
+                }
+            }
         }
     }
 

@@ -54,6 +54,21 @@ pub struct ModelInfo {
     /// Free JSON written by the trainer (hyper-parameters, data hashes, metrics...).
     #[serde(default)]
     pub training: serde_json::Value,
+    /// Calibration temperature fitted on held-out rows (`retort calibrate`): retort divides
+    /// this model's logits by it wherever it reads them (`eval`, `teacher`, experiments).
+    /// Absent: temperature 1. A PyTorch reader of the weights divides by it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+}
+
+impl ModelInfo {
+    /// Divides each row of `logits` by the calibration temperature, when there is one.
+    pub fn calibrate(&self, logits: &mut [Vec<f32>]) {
+        if let Some(t) = self.temperature {
+            let t = t as f32;
+            logits.iter_mut().flatten().for_each(|v| *v /= t);
+        }
+    }
 }
 
 /// The architecture and its configuration, kept as the canonical `config.json` text (the
@@ -196,6 +211,7 @@ impl Model {
                 kind: config.arch.name().into(),
                 max_len,
                 training: serde_json::Value::Null,
+                temperature: None,
             },
             config,
             device: device.clone(),
@@ -211,7 +227,8 @@ impl Model {
         Ok((ids, mask))
     }
 
-    /// Evaluation-mode logits (no dropout), one row of `num_labels` per text, in batches of 64.
+    /// Evaluation-mode logits (no dropout), one row of `num_labels` per text, in batches of 64,
+    /// divided by the calibration temperature of `info` when it has one.
     pub fn logits(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(EVAL_BATCH) {
@@ -219,6 +236,7 @@ impl Model {
             let l = self.classifier.forward(&ids, &mask, None)?;
             out.extend(l.to_vec2::<f32>()?);
         }
+        self.info.calibrate(&mut out);
         Ok(out)
     }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, StringArray};
+use arrow::array::{ArrayRef, AsArray, FixedSizeListArray, Float32Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field};
 
 use crate::common::*;
@@ -119,6 +119,33 @@ fn a_student_learns_the_fixtures_deterministically() {
     for k in ["macro_f1", "nll", "ece"] {
         assert!(m[k].as_f64().is_some(), "{m}");
     }
+    // Calibration on held-out rows: a temperature in the new folder's retort.json, a lower
+    // NLL, the same predictions; `eval` reads the temperature.
+    let calibrated = tmp.path().join("calibrated");
+    let report = ok(&[
+        "calibrate",
+        tmp.path().join("a/final").to_str().unwrap(),
+        "--data",
+        &test_path,
+        "--out",
+        calibrated.to_str().unwrap(),
+    ]);
+    let c: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let t = c["temperature"].as_f64().unwrap();
+    assert!(t > 0.0 && (t - 1.0).abs() > 0.01, "{c}");
+    let nll = |v: &serde_json::Value| v["nll"].as_f64().unwrap();
+    assert!(nll(&c["after"]) < nll(&c["before"]), "{c}");
+    assert!((nll(&c["before"]) - nll(&m)).abs() < 1e-6, "{c} {m}");
+    let info = std::fs::read_to_string(calibrated.join("retort.json")).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["temperature"].as_f64(), Some(t));
+    let original = std::fs::read_to_string(tmp.path().join("a/final/retort.json")).unwrap();
+    let original: serde_json::Value = serde_json::from_str(&original).unwrap();
+    assert!(original["temperature"].is_null(), "{original}");
+    let again = ok(&["eval", calibrated.to_str().unwrap(), "--data", &test_path]);
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["accuracy"], m["accuracy"]);
+    assert!((nll(&again) - nll(&c["after"])).abs() < 1e-6, "{again} {c}");
     // Same seed, same weights.
     train(&train_path, &tmp.path().join("b"), &settings);
     let wa = std::fs::read(tmp.path().join("a/final/model.safetensors")).unwrap();
@@ -480,6 +507,8 @@ fn experiment_compares_every_setting_over_seeds() {
             "1".into(),
             "--unlabeled".into(),
             pool.display().to_string(),
+            "--wordnet-sentences".into(),
+            "40".into(),
             "--quiet".into(),
             "--set".into(),
             "vocab_size=1000".into(),
@@ -492,7 +521,7 @@ fn experiment_compares_every_setting_over_seeds() {
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let results = results.as_array().unwrap();
-    assert_eq!(results.len(), 18, "9 settings × 2 seeds");
+    assert_eq!(results.len(), 20, "10 settings × 2 seeds");
     for setting in SETTINGS {
         for seed in 0..2 {
             let r = results
@@ -552,6 +581,30 @@ fn experiment_compares_every_setting_over_seeds() {
     .unwrap();
     let taught_by = distilled["generation"]["teachers"][0].as_str().unwrap();
     assert!(taught_by.contains("distill/teacher"), "{taught_by}");
+    // distill-wordnet: the teacher labelled 40 WordNet example sentences and a copy of each,
+    // besides the augmented corpus, and the student learnt from both.
+    let wordnet = out.join("seed-0/distill/wordnet");
+    let sentences: Vec<String> = read_batches(&wordnet)
+        .iter()
+        .flat_map(|b| {
+            let texts = b.column_by_name("text").unwrap().as_string::<i32>();
+            texts
+                .iter()
+                .map(|t| t.unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(sentences.len(), 40);
+    let labelled = read_logits(&wordnet.join("student/soft-pool"));
+    assert!((41..=80).contains(&labelled.len()), "{}", labelled.len());
+    for text in &sentences {
+        assert!(labelled.iter().any(|(t, _)| t == text), "{text} unlabelled");
+    }
+    let log: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(wordnet.join("student/student/train_log.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(log["soft_labelled"].as_u64().unwrap() > 80, "{log}");
     // semi: the pool (60 rows and a copy each) was labelled by the teacher; its labels were
     // ignored, so only the corpus' 360 rows count as labelled.
     let semi = sd.join("gen-1-semi");
@@ -596,7 +649,8 @@ fn experiment_compares_every_setting_over_seeds() {
             "self-distill gen 2",
             "ensemble",
             "distill",
-            "distill-strong"
+            "distill-strong",
+            "distill-wordnet"
         ]
     );
     // `full` is the first candidate within one standard error of the best dev accuracy.

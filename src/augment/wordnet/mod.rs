@@ -19,11 +19,13 @@
 mod build;
 mod cache;
 mod pos;
+mod sentences;
 mod table;
 
 use std::path::PathBuf;
 
 pub use pos::{guess_pos, Pos, PosSet};
+pub use sentences::example_sentences;
 pub use table::{SynonymTable, Synonyms};
 
 /// The hint shown when the WordNet directory is missing or unreadable.
