@@ -119,8 +119,9 @@ test: setup-test
 	$(CARGO) fmt --check
 	RETORT_REQUIRE_DEPS=1 $(CARGO) test
 
-# The fault tests without their caps (every commit step of the SmolLM2 stages too), the
-# writer races, the full-disk test and the fuzz campaign at 5,000 cases per property (slow).
+# The fault tests without their caps (every commit step of the SmolLM2 stages too), SIGKILLs
+# at seeded random moments (RETORT_SOAK_SEED replays one), the writer races, the full-disk
+# test and the fuzz campaign at 5,000 cases per property (slow).
 soak: setup-test
 	RETORT_REQUIRE_DEPS=1 RETORT_SOAK=1 RETORT_FUZZ_CASES=5000 $(CARGO) test --test it -- \
 	  faults resume writers full_disk fuzz
