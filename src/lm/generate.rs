@@ -160,6 +160,15 @@ min_confidence = 0.5"#,
     config: std::marker::PhantomData,
 };
 
+/// Most prompts one `generate` stage runs (each keeps its prompt and text in memory).
+pub const MAX_PROMPTS: usize = 1_000_000;
+/// Most few-shot examples per prompt.
+pub const MAX_SHOTS: usize = 64;
+/// Most original rows per class the examples are drawn from.
+pub const MAX_POOL_SIZE: usize = 100_000;
+/// Most new tokens per prompt (SmolLM2's context is 8,192 tokens).
+pub const MAX_NEW_TOKENS: usize = 4096;
+
 fn parse_config(t: &toml::Table) -> std::result::Result<GenerateConfig, String> {
     let cfg: GenerateConfig = crate::stage::kind::parse_table(t)?;
     pseudo::check_template(&cfg.template)?;
@@ -174,6 +183,18 @@ fn parse_config(t: &toml::Table) -> std::result::Result<GenerateConfig, String> 
     }
     if cfg.max_new_tokens == 0 || cfg.pool_size == 0 {
         return Err("`max_new_tokens` and `pool_size` must be at least 1".into());
+    }
+    for (key, value, most) in [
+        ("prompts", cfg.prompts, MAX_PROMPTS),
+        ("shots", cfg.shots, MAX_SHOTS),
+        ("pool_size", cfg.pool_size, MAX_POOL_SIZE),
+        ("max_new_tokens", cfg.max_new_tokens, MAX_NEW_TOKENS),
+    ] {
+        if value > most {
+            return Err(format!(
+                "`{key}` is {value}; at most {most} is allowed (split the work over several stages or runs)"
+            ));
+        }
     }
     if cfg.shots > cfg.pool_size {
         return Err(format!(

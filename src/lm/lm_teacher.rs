@@ -125,12 +125,28 @@ max_tokens = 8"#,
         if cfg.k == 0 || cfg.draws == 0 || cfg.max_tokens == 0 || cfg.batch_tokens == Some(0) {
             return Err("`k`, `draws`, `max_tokens` and `batch_tokens` must be at least 1".into());
         }
+        for (key, value, most) in [
+            ("k", cfg.k, MAX_K),
+            ("max_tokens", cfg.max_tokens, MAX_TOKENS),
+            ("batch_tokens", cfg.batch_tokens.unwrap_or(1), MAX_BATCH_TOKENS),
+        ] {
+            if value > most {
+                return Err(format!("`{key}` is {value}; at most {most} is allowed"));
+            }
+        }
         Ok(cfg)
     },
     keys: keys_of::<LmTeacherConfig>,
     build: |cfg, cx| Ok(Built::Transform(Box::new(LmTeacher::new(cfg, cx)?))),
     config: std::marker::PhantomData,
 };
+
+/// Most ids per position in top-k labels.
+pub const MAX_K: usize = 4096;
+/// Most tokens labelled per text (SmolLM2's context is 8,192 tokens).
+pub const MAX_TOKENS: usize = 8192;
+/// Most tokens per forward pass.
+pub const MAX_BATCH_TOKENS: usize = 1 << 20;
 
 /// The labels of one text.
 enum Labels {

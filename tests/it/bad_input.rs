@@ -598,3 +598,33 @@ fn an_unbounded_copies_is_refused_by_validate() {
         "{err}"
     );
 }
+
+/// The language-model stages bound their sizes too: a billion prompts, a million new tokens or
+/// a top-100,000 label would exhaust memory long before they finished.
+#[test]
+fn unbounded_language_model_keys_are_refused_by_validate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("p.toml");
+    let out = tmp.path().join("out");
+    std::fs::write(
+        &p,
+        format!(
+            "[stages.corpus]\nkind = \"parquet_source\"\npath = \"{}\"\n\n\
+             [stages.pseudo]\nkind = \"generate\"\ninputs = [\"corpus\"]\n\
+             prompts = 1000000000\nmax_new_tokens = 1000000\n\n\
+             [stages.lm]\nkind = \"lm_teacher\"\ninputs = [\"corpus\"]\nk = 100000\n\n\
+             [stages.a]\nkind = \"parquet_sink\"\ninputs = [\"pseudo\"]\npath = \"{}/a\"\n\n\
+             [stages.b]\nkind = \"parquet_sink\"\ninputs = [\"lm\"]\npath = \"{}/b\"\n",
+            fixture(),
+            out.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let err = fails(&["validate", p.to_str().unwrap()], 1);
+    assert!(
+        err.contains("`prompts` is 1000000000; at most 1000000"),
+        "{err}"
+    );
+    assert!(err.contains("`k` is 100000; at most 4096"), "{err}");
+}
