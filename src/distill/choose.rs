@@ -47,11 +47,21 @@ pub struct Choice {
     pub candidates: Vec<Candidate>,
 }
 
-/// The candidate `full` takes: the first (simplest, as listed) whose dev accuracy is within one
+/// Moves the candidate named `name`, when there is one, to the front of `candidates` (the
+/// others keep their order).
+pub fn put_first<T>(candidates: &mut Vec<(String, T)>, name: &str) {
+    if let Some(i) = candidates.iter().position(|(n, _)| n == name) {
+        let c = candidates.remove(i);
+        candidates.insert(0, c);
+    }
+}
+
+/// The candidate `full` takes: the first as listed (the recommended recipe, then the simplest
+/// first) whose dev accuracy is within one
 /// standard error of the best one's (the one-standard-error rule, Hastie, Tibshirani & Friedman,
 /// *Elements of Statistical Learning* §7.10). On a dev split of a few dozen rows one standard
 /// error is several points, and the best of many near-equal candidates is mostly the luckiest
-/// (the winner's curse), so a more elaborate recipe is taken only when the dev split sees it
+/// (the winner's curse), so a candidate listed later is taken only when the dev split sees it
 /// clearly ahead. The best is by [`Metrics::better_than`]; the standard error is
 /// `sqrt(p(1 − p)/rows)` at its accuracy `p`.
 pub fn best(candidates: &[(String, Option<Metrics>, usize)]) -> Result<(usize, Vec<Candidate>)> {
@@ -97,6 +107,16 @@ mod tests {
             nll,
             ece: 0.0,
         })
+    }
+
+    #[test]
+    fn put_first_moves_one_candidate_and_keeps_the_others_in_order() {
+        let mut v: Vec<(String, u8)> = ["a", "b", "c"].iter().map(|n| (n.to_string(), 0)).collect();
+        put_first(&mut v, "c");
+        let names: Vec<&str> = v.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["c", "a", "b"]);
+        put_first(&mut v, "absent");
+        assert_eq!(v.len(), 3);
     }
 
     #[test]

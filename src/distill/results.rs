@@ -152,7 +152,7 @@ fn choices_table(r: &ExperimentReport) -> String {
     let names: Vec<&str> = first.candidates.iter().map(|c| c.name.as_str()).collect();
     let mut s = format!(
         "\n## What the dev split chose\n\nDev accuracy (%) of each candidate at the epoch the \
-         dev split chose for it (in brackets); `full` is the first (simplest) within one standard \
+         dev split chose for it (in brackets), in the order `full` considers them; `full` is the first within one standard \
          error of the best, then calibrated on the dev split (its temperature). The teacher's \
          temperature calibrates the BERT teacher on the dev split. The test set steered \
          nothing.\n\n| seed | dev rows | {} | full | full's temperature | semi's teacher | \
@@ -190,7 +190,8 @@ fn header(c: &ExperimentConfig) -> String {
          copies, {} self-distillation generation(s), {} epochs over the augmented rows (`gold`: \
          the same number of steps over the original rows){}. {:.0}% of each class is held out \
          as a dev split: every student stops at the epoch that scores best on it, and `full` is \
-         the simplest student within one standard error of the best there.\n\n",
+         the first student within one standard error of the best there (the recommended \
+         `distill-wordnet` when there is a teacher, then the simplest first).\n\n",
         c.train,
         c.test,
         c.seeds,

@@ -643,14 +643,14 @@ fn experiment_compares_every_setting_over_seeds() {
     assert_eq!(
         names,
         [
+            "distill-wordnet",
             "gold",
             "augmented",
             "self-distill gen 1",
             "self-distill gen 2",
             "ensemble",
             "distill",
-            "distill-strong",
-            "distill-wordnet"
+            "distill-strong"
         ]
     );
     // `full` is the first candidate within one standard error of the best dev accuracy.

@@ -1,5 +1,5 @@
 //! The whole path through the binary: a hostile Parquet corpus through `retort stage KIND` for
-//! every augmenter, with and without originals, and the output folder checked row by row
+//! every augmenter (Apertium back-translation included), with and without originals, and the output folder checked row by row
 //! against the input: every input row is written (as itself or as the parent of its copies) or
 //! is in `_rejects/`, and the manifest's counts are the files' counts.
 
@@ -29,6 +29,13 @@ fn kinds() -> Vec<(&'static str, &'static [&'static str])> {
         ]);
     } else {
         gen::say("SKIPPED the WordNet kinds of the end-to-end fuzz: WordNet is not installed");
+    }
+    // Apertium is an external program fed through pipes: hostile text (control characters,
+    // NUL, right-to-left marks, huge rows) must neither break a call nor lose a row.
+    // Two pivots: each of the two copies needs its own (the engine is deterministic).
+    let part = "the back-translation part of the end-to-end fuzz";
+    if available_for(Dep::Apertium("spa"), part) && available_for(Dep::Apertium("cat"), part) {
+        v.push(("backtranslate", &["pivots=[\"spa\", \"cat\"]"][..]));
     }
     v
 }
