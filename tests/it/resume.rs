@@ -154,6 +154,20 @@ fn killed_runs_resume_without_duplicates_and_reruns_are_no_ops() {
     assert_eq!(before, after);
 }
 
+/// `retort stage teacher` with `teacher` over `input` into `out`: parts of 1,000 rows,
+/// batches of 250.
+fn teacher_args(teacher: &str, input: &Path, out: &Path) -> Vec<String> {
+    let model = format!("model=\"{teacher}\"");
+    let mut args = stage_args(
+        "teacher",
+        input.to_str().unwrap(),
+        out,
+        &[&model, "sink.rows_per_file=1000"],
+    );
+    args.extend(["--batch-size".into(), "250".into()]);
+    args
+}
+
 /// A model stage: `teacher` killed by SIGKILL mid-run resumes to the same soft labels.
 #[test]
 fn a_killed_teacher_run_resumes_to_the_same_rows() {
@@ -162,14 +176,7 @@ fn a_killed_teacher_run_resumes_to_the_same_rows() {
     let input = tmp.path().join("big.parquet");
     big_corpus(&input, 12_000);
     let out = tmp.path().join("killed");
-    let model = format!("model=\"{teacher}\"");
-    let mut args = stage_args(
-        "teacher",
-        input.to_str().unwrap(),
-        &out,
-        &[&model, "sink.rows_per_file=1000"],
-    );
-    args.extend(["--batch-size".into(), "250".into()]);
+    let args = teacher_args(&teacher, &input, &out);
     // 12 parts: killed after the 2nd and the 7th.
     let rows = killed_and_resumed(&args, &out, &[2, 7]);
     assert_eq!(rows.len(), 12_000);
@@ -542,14 +549,7 @@ fn random_sigkills_resume_to_the_uninterrupted_output() {
     let input = tmp.path().join("labelled.parquet");
     big_corpus(&input, 12_000);
     let out = tmp.path().join("teacher-out");
-    let model = format!("model=\"{teacher}\"");
-    let mut args = stage_args(
-        "teacher",
-        input.to_str().unwrap(),
-        &out,
-        &[&model, "sink.rows_per_file=1000"],
-    );
-    args.extend(["--batch-size".into(), "250".into()]);
+    let args = teacher_args(&teacher, &input, &out);
     let teacher = randomly_killed_and_resumed(&args, &out, 4, &mut rng);
     let _ = writeln!(
         std::io::stderr(),
