@@ -10,6 +10,7 @@ pub static STAGE_KINDS: &[&dyn StageKind] = &[
     &crate::augment::synonym::KIND,
     &crate::augment::perturb::KIND,
     &crate::augment::shuffle::KIND,
+    &crate::augment::replace::KIND,
     &crate::augment::eda::KIND,
     &crate::translate::backtranslate::KIND,
     &crate::lm::generate::KIND,

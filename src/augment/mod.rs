@@ -8,6 +8,7 @@ pub mod adapter;
 pub mod amount;
 pub mod eda;
 pub mod perturb;
+pub mod replace;
 pub mod shuffle;
 pub mod stopwords;
 pub mod synonym;

@@ -21,12 +21,14 @@ mod cache;
 mod pos;
 mod sentences;
 mod table;
+mod vocabulary;
 
 use std::path::PathBuf;
 
 pub use pos::{guess_pos, Pos, PosSet};
 pub use sentences::example_sentences;
 pub use table::{SynonymTable, Synonyms};
+pub use vocabulary::PosVocabulary;
 
 /// The hint shown when the WordNet directory is missing or unreadable.
 pub const WORDNET_HINT: &str =
