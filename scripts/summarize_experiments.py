@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 SETTINGS = [
-    "gold", "augmented", "self-distill", "ensemble", "distill", "distill-strong", "full", "semi",
-    "teacher",
+    "gold", "augmented", "self-distill", "ensemble", "distill", "distill-strong",
+    "distill-wordnet", "distill-replace", "distill-mixed", "full", "semi", "teacher",
 ]
 # Two-sided 95% t quantiles by degrees of freedom.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -72,6 +72,9 @@ def main():
         ("self-distill", "augmented", "≥ +1.0"),
         ("augmented", "gold", "(EDA paper: +3.0)"),
         ("distill", "gold", "-"),
+        ("distill-wordnet", "gold", "-"),
+        ("distill-replace", "gold", "-"),
+        ("distill-mixed", "gold", "-"),
     ]
     sizes = sorted({n.partition("-")[2] for n in runs})
     for size in sizes:

@@ -148,6 +148,11 @@ pub struct ExperimentArgs {
     /// corpus, for the `distill-wordnet` setting (0: no such setting).
     #[arg(long, value_name = "N", default_value_t = retort::distill::transfer::DEFAULT_WORDNET_SENTENCES)]
     wordnet_sentences: usize,
+    /// Copies of each training row, with words replaced by WordNet words of the same part of
+    /// speech, that the `distill` teacher labels for the `distill-replace` setting (0: no such
+    /// setting). With WordNet sentences too, `distill-mixed` has both.
+    #[arg(long, value_name = "N", default_value_t = retort::distill::transfer::DEFAULT_REPLACEMENT_COPIES)]
+    replacement_copies: u32,
     /// Passes over the augmented rows; `gold` trains for the same number of steps
     /// (`epochs × (1 + copies)` passes over the original rows).
     #[arg(long, default_value_t = 2)]
@@ -363,6 +368,7 @@ fn experiment_config(
         dev_fraction: args.dev_fraction,
         unlabeled: args.unlabeled,
         wordnet_sentences: args.wordnet_sentences,
+        replacement_copies: args.replacement_copies,
         student,
     };
     Ok((cfg, rows))

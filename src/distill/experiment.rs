@@ -8,8 +8,10 @@
 //! - `ensemble`: the last generation taught instead by an ensemble of every earlier generation;
 //! - `distill`: the augmented corpus labelled by a BERT teacher fine-tuned from
 //!   all-MiniLM-L6-v2 on the gold rows (`teacher` reports that teacher itself);
-//! - `distill-strong`: the same teacher labelling copies edited far more (EDA α = 0.3), new
-//!   inputs rather than near-copies;
+//! - `distill-wordnet`, `distill-replace`, `distill-mixed`: the same teacher labelling new
+//!   inputs besides the augmented corpus, made from nothing but the labelled rows and
+//!   WordNet (see [`crate::distill::transfer`]): WordNet's example sentences, the training
+//!   rows with words replaced, or both;
 //! - `full`: the simplest of the students above within one standard error of the best on the
 //!   dev split (see [`crate::distill::choose`]);
 //! - `semi` (with an unlabeled pool): the corpus plus the pool, labelled by the better of
@@ -218,11 +220,13 @@ impl SeedRun<'_> {
             report
                 .results
                 .push(row("teacher", seed, &metrics_of(&t.generation)?));
-            self.distill(t, &corpus, &split, report, &mut candidates)?;
-            self.distill_wordnet(t, &split, test_texts, report, &mut candidates)?;
+            self.distill(t, &corpus, report, &mut candidates)?;
+            self.distill_new_inputs(t, &plain, test_texts, report, &mut candidates)?;
         }
         // full: the recommended recipe unless the dev split clearly prefers another student.
-        choose::put_first(&mut candidates, RECOMMENDED);
+        for name in RECOMMENDED.iter().rev() {
+            choose::put_first(&mut candidates, name);
+        }
         let listed: Vec<_> = candidates
             .iter()
             .map(|(n, g)| (n.clone(), g.dev, g.epoch))
@@ -297,35 +301,20 @@ impl SeedRun<'_> {
         Ok(corpus)
     }
 
-    /// `distill` (the teacher labels the augmented corpus) and `distill-strong` (it labels
-    /// heavily edited copies: it labels what each copy now says, so edits that would corrupt a
-    /// gold label still teach), both with the teacher's logits calibrated on the dev split.
+    /// `distill`: the teacher, its logits calibrated on the dev split, labels the augmented
+    /// corpus.
     fn distill(
         &self,
         teacher: &Teacher,
         corpus: &Corpus,
-        split: &DevSplit,
         report: &mut ExperimentReport,
         candidates: &mut Vec<(String, Generation)>,
     ) -> Result<()> {
-        let student = TrainConfig {
-            teacher_temperature: Some(teacher.temperature),
-            ..self.student.clone()
-        };
         let taught = vec![teacher.generation.model.clone()];
         let dir = self.dir.join("distill/student");
-        let d = self.train(&student, corpus, 1, taught.clone(), 0, &dir)?;
+        let d = self.train(&teacher.student(&self.student), corpus, 1, taught, 0, &dir)?;
         record(report, "distill", self.seed, &d)?;
         candidates.push(("distill".into(), d));
-        let mut strong_cfg = self.sd(self.cfg.copies, 0, None);
-        strong_cfg.alpha = STRONG_ALPHA;
-        let strong_dir = self.dir.join("distill/strong");
-        let strong =
-            selfdistill::prepare(&strong_cfg, &self.cfg.train, &strong_dir)?.with_holdout(split);
-        let dir = strong_dir.join("student");
-        let d = self.train(&student, &strong, 1, taught, 0, &dir)?;
-        record(report, "distill-strong", self.seed, &d)?;
-        candidates.push(("distill-strong".into(), d));
         Ok(())
     }
 
@@ -351,36 +340,64 @@ impl SeedRun<'_> {
         Ok(fitted.temperature)
     }
 
-    /// `distill-wordnet`: the teacher labels the augmented corpus plus a seeded sample of
-    /// WordNet's example sentences (one EDA copy each), none of them a test text: new inputs
-    /// made without data beyond the labelled rows.
-    fn distill_wordnet(
+    /// `distill-wordnet`, `distill-replace` and `distill-mixed`: the teacher labels the
+    /// augmented corpus plus new inputs (one EDA copy each), none of them a test text, made
+    /// without data beyond the labelled rows: a seeded sample of WordNet's example sentences,
+    /// copies of the training rows with words replaced by WordNet words of the same part of
+    /// speech, or both.
+    fn distill_new_inputs(
         &self,
         teacher: &Teacher,
-        split: &DevSplit,
+        plain: &Corpus,
         test_texts: &HashSet<String>,
         report: &mut ExperimentReport,
         candidates: &mut Vec<(String, Generation)>,
     ) -> Result<()> {
-        let n = self.cfg.wordnet_sentences;
-        if n == 0 {
-            return Ok(());
-        }
-        let dir = self.dir.join("distill/wordnet");
-        let wordnet = crate::augment::wordnet::default_wordnet_dir();
-        let texts = transfer::wordnet_sample(&wordnet, n, self.student.seed, test_texts)?;
-        let pool = dir.join("wordnet-sentences.parquet");
-        transfer::write_text_pool(&pool, &texts)?;
-        let cfg = self.sd(self.cfg.copies, 0, Some(pool.display().to_string()));
-        let corpus = selfdistill::prepare(&cfg, &self.cfg.train, &dir)?.with_holdout(split);
-        let student = TrainConfig {
-            teacher_temperature: Some(teacher.temperature),
-            ..self.student.clone()
+        let wordnet_dir = crate::augment::wordnet::default_wordnet_dir();
+        let sentences = match self.cfg.wordnet_sentences {
+            0 => Vec::new(),
+            n => transfer::wordnet_sample(&wordnet_dir, n, self.student.seed, test_texts)?,
         };
-        let taught = vec![teacher.generation.model.clone()];
-        let d = self.train(&student, &corpus, 1, taught, 0, &dir.join("student"))?;
-        record(report, "distill-wordnet", self.seed, &d)?;
-        candidates.push(("distill-wordnet".into(), d));
+        let replaced = match self.cfg.replacement_copies {
+            0 => Vec::new(),
+            copies => {
+                let replace = crate::augment::replace::Replace::new(&Default::default())?;
+                // The training rows only: the dev split's rows stay unseen.
+                let texts: Vec<&str> = plain
+                    .gold
+                    .examples
+                    .iter()
+                    .map(|e| e.text.as_str())
+                    .collect();
+                let seed = self.student.seed;
+                transfer::replacement_copies(&texts, &replace, copies, seed, test_texts)
+            }
+        };
+        let mixed: Vec<String> = sentences.iter().chain(&replaced).cloned().collect();
+        for (name, texts) in [
+            ("distill-wordnet", sentences),
+            ("distill-replace", replaced),
+            ("distill-mixed", mixed),
+        ] {
+            let both = self.cfg.wordnet_sentences > 0 && self.cfg.replacement_copies > 0;
+            if texts.is_empty() || (name == "distill-mixed" && !both) {
+                continue;
+            }
+            let dir = self.dir.join("distill").join(&name["distill-".len()..]);
+            let pool = dir.join("new-inputs.parquet");
+            transfer::write_text_pool(&pool, &texts)?;
+            let cfg = self.sd(self.cfg.copies, 0, Some(pool.display().to_string()));
+            let holdout = plain
+                .holdout
+                .as_ref()
+                .ok_or_else(|| Error::runtime("the gold corpus has no dev split to hold out"))?;
+            let corpus = selfdistill::prepare(&cfg, &self.cfg.train, &dir)?.with_holdout(holdout);
+            let taught = vec![teacher.generation.model.clone()];
+            let student = teacher.student(&self.student);
+            let d = self.train(&student, &corpus, 1, taught, 0, &dir.join("student"))?;
+            record(report, name, self.seed, &d)?;
+            candidates.push((name.into(), d));
+        }
         Ok(())
     }
 
@@ -473,15 +490,12 @@ impl SeedRun<'_> {
     }
 }
 
-/// The candidate `full` lists first, so that it is taken unless another candidate is clearly
-/// better on the dev split (see [`choose::best`]): a stronger teacher labelling new inputs,
-/// which is what carries its knowledge (docs/RESULTS.md; Tang et al. 2019 distil BERT into
-/// small students from scratch the same way). Without a teacher the order is simplest first.
-pub const RECOMMENDED: &str = "distill-wordnet";
-
-/// EDA strength of the `distill-strong` transfer set: each copy has about 30% of its words
-/// replaced, inserted, swapped or deleted.
-const STRONG_ALPHA: f64 = 0.3;
+/// The candidates `full` lists first, in this order (those that ran), so that the first is
+/// taken unless another candidate is clearly better on the dev split (see [`choose::best`]): a
+/// stronger teacher labelling new inputs, which is what carries its knowledge
+/// (docs/RESULTS.md; Tang et al. 2019 distil BERT into small students from scratch the same
+/// way). The rest follow simplest first.
+pub const RECOMMENDED: [&str; 3] = ["distill-mixed", "distill-wordnet", "distill-replace"];
 
 /// The learning rates the `distill` teacher is fine-tuned with; the dev split keeps one.
 const TEACHER_LEARNING_RATES: [f64; 2] = [5e-5, 1e-4];
@@ -492,6 +506,16 @@ struct Teacher {
     learning_rate: f64,
     /// Divides its logits to calibrate them on the dev split.
     temperature: f64,
+}
+
+impl Teacher {
+    /// `student`'s settings to learn from this teacher's calibrated logits.
+    fn student(&self, student: &TrainConfig) -> TrainConfig {
+        TrainConfig {
+            teacher_temperature: Some(self.temperature),
+            ..student.clone()
+        }
+    }
 }
 
 /// Rows per step of the `distill` teacher: small data sets need more, smaller steps than the

@@ -11,6 +11,7 @@ pub mod loss;
 pub mod metrics;
 pub mod plot;
 pub mod results;
+pub mod rows_file;
 pub mod selfdistill;
 pub mod stats;
 pub mod teacher;

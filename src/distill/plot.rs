@@ -21,6 +21,7 @@ const COLORS: [RGBColor; SETTINGS.len()] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(23, 190, 207),
+    RGBColor(0, 0, 128),
 ];
 
 fn plot_error(e: impl std::fmt::Display) -> Error {

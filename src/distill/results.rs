@@ -12,14 +12,15 @@ use crate::distill::train::TrainConfig;
 /// The settings, in report order (`distill` and `teacher` need the MiniLM asset, `semi` an
 /// unlabeled pool; a setting that did not run is left out of the table). `teacher` is the
 /// `distill` teacher itself, for reference: not a student.
-pub const SETTINGS: [&str; 10] = [
+pub const SETTINGS: [&str; 11] = [
     "gold",
     "augmented",
     "self-distill",
     "ensemble",
     "distill",
-    "distill-strong",
     "distill-wordnet",
+    "distill-replace",
+    "distill-mixed",
     "full",
     "semi",
     "teacher",
@@ -63,6 +64,10 @@ pub struct ExperimentConfig {
     /// setting (0: no such setting).
     #[serde(default = "default_wordnet_sentences")]
     pub wordnet_sentences: usize,
+    /// Copies of each training row with words replaced by WordNet words of the same part of
+    /// speech that the `distill` teacher labels for `distill-replace` (0: no such setting).
+    #[serde(default = "default_replacement_copies")]
+    pub replacement_copies: u32,
     /// Student training settings; seed `i` trains with `train.seed + 100·i`. `epochs` are
     /// passes over the augmented corpus; `gold` makes `epochs × (1 + copies)` passes over the
     /// original rows, so every setting takes the same number of optimizer steps.
@@ -75,6 +80,10 @@ fn default_teacher_epochs() -> usize {
 
 fn default_wordnet_sentences() -> usize {
     crate::distill::transfer::DEFAULT_WORDNET_SENTENCES
+}
+
+fn default_replacement_copies() -> u32 {
+    crate::distill::transfer::DEFAULT_REPLACEMENT_COPIES
 }
 
 fn default_dev_fraction() -> f64 {
@@ -343,8 +352,14 @@ fn generations_table(r: &ExperimentReport) -> String {
             (0, _) => "gold labels (augmented)".to_string(),
             (_, "ensemble") => format!("ensemble of every earlier generation{crossfit}"),
             (_, "distill") => "BERT fine-tuned on the gold rows".to_string(),
-            (_, "distill-strong") => {
-                "BERT fine-tuned on the gold rows, on copies edited with EDA α = 0.3".to_string()
+            (_, "distill-wordnet") => {
+                "BERT fine-tuned on the gold rows, + WordNet example sentences".to_string()
+            }
+            (_, "distill-replace") => {
+                "BERT fine-tuned on the gold rows, + rows with words replaced".to_string()
+            }
+            (_, "distill-mixed") => {
+                "BERT fine-tuned on the gold rows, + both kinds of new inputs".to_string()
             }
             (_, "semi") => {
                 "`full`'s student or the BERT teacher (the dev split's choice), + unlabeled pool"
@@ -422,6 +437,7 @@ mod tests {
                 dev_fraction: 0.15,
                 unlabeled: None,
                 wordnet_sentences: 0,
+                replacement_copies: 0,
                 student: TrainConfig::default(),
             },
             results,

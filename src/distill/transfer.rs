@@ -1,21 +1,27 @@
 //! Transfer sets built without any data beyond the labelled rows: inputs a teacher labels so
 //! that a student sees what the teacher knows about words its training rows never show.
 //!
-//! The WordNet transfer set is a seeded sample of WordNet's example sentences
-//! ([`crate::augment::wordnet::example_sentences`]). It is domain-free English, not in-domain
-//! text: what it carries is vocabulary (tens of thousands of words in context), which a
-//! student trained from scratch on a few hundred rows lacks most.
+//! - The WordNet transfer set is a seeded sample of WordNet's example sentences
+//!   ([`crate::augment::wordnet::example_sentences`]). It is domain-free English, not
+//!   in-domain text: what it carries is vocabulary (tens of thousands of words in context),
+//!   which a student trained from scratch on a few hundred rows lacks most.
+//! - The replacement transfer set ([`replacement_copies`]) keeps the training rows' frames (a
+//!   question stays a question) and swaps some of their words for random WordNet words of the
+//!   same part of speech, as Tang et al. (2019) manufacture transfer sets to distil BERT into
+//!   small students: the teacher then says what each new word does to the label.
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use parquet::arrow::ArrowWriter;
+use rand::SeedableRng;
 
+use crate::augment::replace::Replace;
+use crate::augment::tokens::Doc;
 use crate::augment::wordnet::example_sentences;
+use crate::augment::{Augmenter, RowRng};
 use crate::distill::dev_split::normalized;
-use crate::error::{Error, Result};
+use crate::distill::rows_file::{write_rows, Row};
+use crate::error::Result;
 
 /// Default number of WordNet sentences in the `distill-wordnet` transfer set: about as many as
 /// the in-domain pools of docs/RESULTS.md (3,600 to 6,900 rows), fixed before any measurement.
@@ -40,37 +46,50 @@ pub fn wordnet_sample(
     Ok(keyed.into_iter().map(|(_, s)| s).collect())
 }
 
-/// Writes `texts` as a Parquet file with columns `id` (`wordnet-<i>`) and `text` at `path`,
-/// unless the file already holds exactly these bytes (so that a rerun leaves its identity,
-/// and every step that read it, up to date).
+/// Default copies per training row in the replacement transfer set (Tang et al. 2019 make up
+/// to 20; fixed before any measurement).
+pub const DEFAULT_REPLACEMENT_COPIES: u32 = 10;
+
+/// Up to `copies` distinct new texts per text of `texts`, each made by `replace` (see
+/// [`crate::augment::replace`]) with a seed drawn from `seed`, the text and the copy index, so
+/// the result does not depend on the order of `texts`. Texts without a replaceable word give
+/// none, and no result is a text of `texts` or of `exclude` (compared [`normalized`]).
+pub fn replacement_copies(
+    texts: &[&str],
+    replace: &Replace,
+    copies: u32,
+    seed: u64,
+    exclude: &HashSet<String>,
+) -> Vec<String> {
+    let originals: HashSet<String> = texts.iter().map(|t| normalized(t)).collect();
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for text in texts {
+        let doc = Doc::new(text);
+        let row_seed = crate::seed::row_seed(seed, text);
+        for copy in 0..copies {
+            let mut rng = RowRng::seed_from_u64(crate::seed::copy_seed(row_seed, copy));
+            let Some(a) = replace.augment(&doc, &mut rng) else {
+                continue;
+            };
+            let key = normalized(&a.text);
+            if !originals.contains(&key) && !exclude.contains(&key) && seen.insert(key) {
+                out.push(a.text);
+            }
+        }
+    }
+    out
+}
+
+/// Writes `texts` as a Parquet file with columns `id` (`wordnet-<i>`) and `text` at `path`
+/// (see [`write_rows`]: rewritten only when its rows change).
 pub fn write_text_pool(path: &Path, texts: &[String]) -> Result<()> {
-    let ids: Vec<String> = (0..texts.len()).map(|i| format!("wordnet-{i}")).collect();
-    let batch = RecordBatch::try_from_iter([
-        ("id", Arc::new(StringArray::from(ids)) as ArrayRef),
-        (
-            "text",
-            Arc::new(StringArray::from(texts.to_vec())) as ArrayRef,
-        ),
-    ])
-    .map_err(|e| Error::runtime("cannot build the transfer set's rows").with_source(e))?;
-    let mut bytes = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None)
-        .map_err(|e| Error::runtime("cannot encode the transfer set").with_source(e))?;
-    writer
-        .write(&batch)
-        .and_then(|_| writer.close().map(|_| ()))
-        .map_err(|e| Error::runtime("cannot encode the transfer set").with_source(e))?;
-    if fs_err::read(path).is_ok_and(|old| old == bytes) {
-        return Ok(());
-    }
-    if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir)
-            .map_err(|e| Error::runtime("cannot create folder").with_source(e))?;
-    }
-    let tmp = path.with_extension("parquet.tmp");
-    fs_err::write(&tmp, &bytes)
-        .and_then(|_| fs_err::rename(&tmp, path))
-        .map_err(|e| Error::runtime("cannot write the transfer set").with_source(e))
+    let rows: Vec<Row> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("wordnet-{i}"), t.clone(), None))
+        .collect();
+    write_rows(path, &rows, None)
 }
 
 #[cfg(test)]
@@ -100,23 +119,37 @@ mod tests {
     }
 
     #[test]
-    fn a_pool_file_is_rewritten_only_when_its_rows_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pool.parquet");
-        let texts = vec![
-            "a happy outcome".to_string(),
-            "the pursuit of love".to_string(),
+    fn replacement_copies_are_distinct_new_texts_seeded_per_text() {
+        if !available(Dep::WordNet) {
+            return;
+        }
+        let replace = Replace::new(&Default::default()).unwrap();
+        let texts = [
+            "what is the capital city of peru",
+            "the movie was wonderful",
+            "of and the",
         ];
-        write_text_pool(&path, &texts).unwrap();
-        let first = fs_err::metadata(&path).unwrap().modified().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        write_text_pool(&path, &texts).unwrap();
-        assert_eq!(fs_err::metadata(&path).unwrap().modified().unwrap(), first);
-        let data = crate::distill::data::load(path.to_str().unwrap(), "text", "label", None);
-        let rows = data.unwrap();
-        let read: Vec<&str> = rows.examples.iter().map(|e| e.text.as_str()).collect();
-        assert_eq!(read, ["a happy outcome", "the pursuit of love"]);
-        write_text_pool(&path, &texts[..1]).unwrap();
-        assert_ne!(fs_err::metadata(&path).unwrap().modified().unwrap(), first);
+        let a = replacement_copies(&texts, &replace, 10, 3, &HashSet::new());
+        assert!(a.len() >= 15, "{a:?}");
+        assert!(
+            a.iter().all(|c| !c.starts_with("of and")),
+            "no replaceable word: no copy"
+        );
+        assert!(a.iter().all(|c| !texts.contains(&c.as_str())));
+        let unique: HashSet<&String> = a.iter().collect();
+        assert_eq!(unique.len(), a.len(), "copies are distinct");
+        // Seeded per text: the same copies in any order, other copies with another seed.
+        let reversed = [texts[2], texts[1], texts[0]];
+        let b: HashSet<String> = replacement_copies(&reversed, &replace, 10, 3, &HashSet::new())
+            .into_iter()
+            .collect();
+        assert_eq!(b, a.iter().cloned().collect());
+        assert_ne!(
+            a,
+            replacement_copies(&texts, &replace, 10, 4, &HashSet::new())
+        );
+        let exclude: HashSet<String> = a[..3].iter().map(|s| normalized(s)).collect();
+        let d = replacement_copies(&texts, &replace, 10, 3, &exclude);
+        assert_eq!(d, a[3..]);
     }
 }

@@ -509,6 +509,8 @@ fn experiment_compares_every_setting_over_seeds() {
             pool.display().to_string(),
             "--wordnet-sentences".into(),
             "40".into(),
+            "--replacement-copies".into(),
+            "1".into(),
             "--quiet".into(),
             "--set".into(),
             "vocab_size=1000".into(),
@@ -521,7 +523,7 @@ fn experiment_compares_every_setting_over_seeds() {
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let results = results.as_array().unwrap();
-    assert_eq!(results.len(), 20, "10 settings × 2 seeds");
+    assert_eq!(results.len(), 22, "11 settings × 2 seeds");
     for setting in SETTINGS {
         for seed in 0..2 {
             let r = results
@@ -643,14 +645,15 @@ fn experiment_compares_every_setting_over_seeds() {
     assert_eq!(
         names,
         [
+            "distill-mixed",
             "distill-wordnet",
+            "distill-replace",
             "gold",
             "augmented",
             "self-distill gen 1",
             "self-distill gen 2",
             "ensemble",
             "distill",
-            "distill-strong"
         ]
     );
     // `full` is the first candidate within one standard error of the best dev accuracy.
