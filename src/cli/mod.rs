@@ -1,7 +1,8 @@
 //! The command line: the parser, the list of subcommands, and a dispatch to one function per
 //! command. Each command group lives in its own file: `pipeline` (run, validate, graph,
-//! stage), `docs` (stages, describe), `training` (train, eval, selfdistill, experiment) and
-//! `data` (inspect, export, tokenizer-from-gguf); `args` holds the flags they share.
+//! stage), `docs` (stages, describe), `training` (train, eval, selfdistill, experiment),
+//! `recipe` (split, transfer-set) and `data` (inspect, export, tokenizer-from-gguf); `args`
+//! holds the flags they share.
 
 mod args;
 mod data;
@@ -9,6 +10,7 @@ mod docs;
 mod export;
 mod inspect;
 mod pipeline;
+mod recipe;
 mod training;
 
 use std::ffi::OsString;
@@ -71,6 +73,12 @@ enum Command {
     /// Fit a model's temperature on held-out labelled rows (temperature scaling) and save it
     /// in its `retort.json`, so that its probabilities mean what they say.
     Calibrate(training::CalibrateArgs),
+    /// Carve a dev split from labelled training rows (stratified, seeded; the same split
+    /// `retort experiment` holds out): writes OUT/train.parquet and OUT/dev.parquet.
+    Split(recipe::SplitArgs),
+    /// Write new inputs for a teacher to label (WordNet example sentences and copies of the
+    /// training rows with words replaced), for `pipelines/recommended.toml`.
+    TransferSet(recipe::TransferSetArgs),
     /// Print rows of Parquet output as JSON lines (one object per row), for `jq` and scripts.
     Export(data::ExportArgs),
     /// Write the tokenizer stored in a GGUF file's metadata as a Hugging Face
@@ -106,6 +114,8 @@ where
         Command::Experiment(args) => training::experiment(args),
         Command::Eval(args) => training::eval(&args),
         Command::Calibrate(args) => training::calibrate(&args),
+        Command::Split(args) => recipe::split(&args),
+        Command::TransferSet(args) => recipe::transfer_set(&args),
         Command::Export(args) => data::export(&args),
         Command::TokenizerFromGguf(args) => data::tokenizer_from_gguf(&args),
         Command::Inspect(args) => data::inspect(&args),

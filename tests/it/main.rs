@@ -16,6 +16,7 @@ mod fuzz;
 mod generate;
 mod identity;
 mod pipelines;
+mod recipe;
 mod resume;
 mod training_cli;
 mod translate;
