@@ -4,7 +4,8 @@
 //! - `gold`: a student trained on the gold labels of the original rows;
 //! - `augmented`: + EDA copies (generation 0 of self-distillation);
 //! - `self-distill`: + `generations` rounds of born-again self-distillation, each generation
-//!   taught by the previous one;
+//!   taught by the previous one, on the augmented corpus and the new inputs below (the
+//!   teacher labels those; noisy-student style);
 //! - `ensemble`: the last generation taught instead by an ensemble of every earlier generation;
 //! - `distill`: the augmented corpus labelled by a BERT teacher fine-tuned from
 //!   all-MiniLM-L6-v2 on the gold rows (`teacher` reports that teacher itself);
@@ -213,7 +214,10 @@ impl SeedRun<'_> {
         let gold = self.train(&gold_student, &plain, 0, vec![], 0, &gold_dir)?;
         record(report, "gold", seed, &gold)?;
         let mut candidates = vec![("gold".to_string(), gold)];
-        let corpus = self.self_distill(&split, report, &mut candidates)?;
+        let new_inputs = self.new_inputs(&plain, test_texts)?;
+        // Self-distillation learns the richest set of new inputs there is from its teachers.
+        let taught_pool = new_inputs.last().map(|(_, pool)| pool.as_path());
+        let corpus = self.self_distill(&split, taught_pool, report, &mut candidates)?;
         // distill: a stronger teacher of another architecture labels the transfer sets.
         let teacher = self.distill_teacher(&plain)?;
         if let Some(t) = &teacher {
@@ -221,7 +225,9 @@ impl SeedRun<'_> {
                 .results
                 .push(row("teacher", seed, &metrics_of(&t.generation)?));
             self.distill(t, &corpus, report, &mut candidates)?;
-            self.distill_new_inputs(t, &plain, test_texts, report, &mut candidates)?;
+            for (name, pool) in &new_inputs {
+                self.distill_on(t, name, pool, &split, report, &mut candidates)?;
+            }
         }
         // full: the recommended recipe unless the dev split clearly prefers another student.
         for name in RECOMMENDED.iter().rev() {
@@ -253,9 +259,12 @@ impl SeedRun<'_> {
 
     /// `augmented`, the self-distillation generations and `ensemble`, each added to the
     /// candidates of `full`; returns the augmented corpus.
+    /// Generations after 0 (and `ensemble`) also learn `new_inputs`, when given, from their
+    /// teachers (noisy-student style: the teacher labels each input and its EDA copy).
     fn self_distill(
         &self,
         split: &DevSplit,
+        new_inputs: Option<&Path>,
         report: &mut ExperimentReport,
         candidates: &mut Vec<(String, Generation)>,
     ) -> Result<Corpus> {
@@ -263,9 +272,18 @@ impl SeedRun<'_> {
         let sd_cfg = self.sd(cfg.copies, cfg.generations, None);
         let sd_dir = self.dir.join("self-distill");
         let corpus = selfdistill::prepare(&sd_cfg, &cfg.train, &sd_dir)?.with_holdout(split);
+        let pool = new_inputs.map(|p| p.display().to_string());
+        let taught_cfg = self.sd(cfg.copies, cfg.generations, pool);
+        let taught = match new_inputs {
+            Some(_) => {
+                Some(selfdistill::prepare(&taught_cfg, &cfg.train, &sd_dir)?.with_holdout(split))
+            }
+            None => None,
+        };
+        let taught = taught.as_ref().unwrap_or(&corpus);
         let corpus_of = |g: usize| -> Result<Option<Corpus>> {
-            Ok(selfdistill::corpus_for(&sd_cfg, &cfg.train, &sd_dir, g)?
-                .map(|c| c.with_holdout(split)))
+            let of = if g == 0 { &sd_cfg } else { &taught_cfg };
+            Ok(selfdistill::corpus_for(of, &cfg.train, &sd_dir, g)?.map(|c| c.with_holdout(split)))
         };
         let mut gens: Vec<Generation> = Vec::new();
         for g in 0..=cfg.generations {
@@ -274,7 +292,8 @@ impl SeedRun<'_> {
             // Every generation but the last teaches: cross-fitted when asked.
             let folds = if g < cfg.generations { cfg.crossfit } else { 0 };
             let dir = sd_dir.join(format!("gen-{g}"));
-            let corpus = fresh.as_ref().unwrap_or(&corpus);
+            let base = if g == 0 { &corpus } else { taught };
+            let corpus = fresh.as_ref().unwrap_or(base);
             gens.push(self.train(&self.student, corpus, g, teachers, folds, &dir)?);
             let setting = if g == 0 { "augmented" } else { "self-distill" };
             report.curves.push(curve(setting, seed, &gens[g])?);
@@ -287,7 +306,7 @@ impl SeedRun<'_> {
         let teachers = selfdistill::teachers_for(EnsembleMode::All, &gens[..cfg.generations], 0);
         let fresh = corpus_of(cfg.generations)?;
         let ens_dir = sd_dir.join(format!("gen-{}-ensemble", cfg.generations));
-        let on = fresh.as_ref().unwrap_or(&corpus);
+        let on = fresh.as_ref().unwrap_or(taught);
         let ens = self.train(&self.student, on, cfg.generations, teachers, 0, &ens_dir)?;
         record(report, "ensemble", seed, &ens)?;
         for (g, generation) in gens.into_iter().enumerate() {
@@ -340,23 +359,21 @@ impl SeedRun<'_> {
         Ok(fitted.temperature)
     }
 
-    /// `distill-wordnet`, `distill-replace` and `distill-mixed`: the teacher labels the
-    /// augmented corpus plus new inputs (one EDA copy each), none of them a test text, made
-    /// without data beyond the labelled rows: a seeded sample of WordNet's example sentences,
-    /// copies of the training rows with words replaced by WordNet words of the same part of
-    /// speech, or both.
-    fn distill_new_inputs(
+    /// The new inputs, made without data beyond the labelled rows and none of them a test
+    /// text, each written to `DIR/distill/<kind>/new-inputs.parquet`: `distill-wordnet` (a
+    /// seeded sample of WordNet's example sentences), `distill-replace` (copies of the training
+    /// rows with words replaced by WordNet words of the same part of speech) and
+    /// `distill-mixed` (both), in that order; a kind switched off (0) is left out.
+    fn new_inputs(
         &self,
-        teacher: &Teacher,
         plain: &Corpus,
         test_texts: &HashSet<String>,
-        report: &mut ExperimentReport,
-        candidates: &mut Vec<(String, Generation)>,
-    ) -> Result<()> {
+    ) -> Result<Vec<(&'static str, PathBuf)>> {
         let wordnet_dir = crate::augment::wordnet::default_wordnet_dir();
+        let seed = self.student.seed;
         let sentences = match self.cfg.wordnet_sentences {
             0 => Vec::new(),
-            n => transfer::wordnet_sample(&wordnet_dir, n, self.student.seed, test_texts)?,
+            n => transfer::wordnet_sample(&wordnet_dir, n, seed, test_texts)?,
         };
         let replaced = match self.cfg.replacement_copies {
             0 => Vec::new(),
@@ -369,35 +386,54 @@ impl SeedRun<'_> {
                     .iter()
                     .map(|e| e.text.as_str())
                     .collect();
-                let seed = self.student.seed;
                 transfer::replacement_copies(&texts, &replace, copies, seed, test_texts)
             }
         };
-        let mixed: Vec<String> = sentences.iter().chain(&replaced).cloned().collect();
+        let both = !sentences.is_empty() && !replaced.is_empty();
+        let mixed: Vec<String> = match both {
+            true => sentences.iter().chain(&replaced).cloned().collect(),
+            false => Vec::new(),
+        };
+        let mut pools = Vec::new();
         for (name, texts) in [
             ("distill-wordnet", sentences),
             ("distill-replace", replaced),
             ("distill-mixed", mixed),
         ] {
-            let both = self.cfg.wordnet_sentences > 0 && self.cfg.replacement_copies > 0;
-            if texts.is_empty() || (name == "distill-mixed" && !both) {
+            if texts.is_empty() {
                 continue;
             }
-            let dir = self.dir.join("distill").join(&name["distill-".len()..]);
-            let pool = dir.join("new-inputs.parquet");
+            let kind = &name["distill-".len()..];
+            let pool = self
+                .dir
+                .join("distill")
+                .join(kind)
+                .join("new-inputs.parquet");
             transfer::write_text_pool(&pool, &texts)?;
-            let cfg = self.sd(self.cfg.copies, 0, Some(pool.display().to_string()));
-            let holdout = plain
-                .holdout
-                .as_ref()
-                .ok_or_else(|| Error::runtime("the gold corpus has no dev split to hold out"))?;
-            let corpus = selfdistill::prepare(&cfg, &self.cfg.train, &dir)?.with_holdout(holdout);
-            let taught = vec![teacher.generation.model.clone()];
-            let student = teacher.student(&self.student);
-            let d = self.train(&student, &corpus, 1, taught, 0, &dir.join("student"))?;
-            record(report, name, self.seed, &d)?;
-            candidates.push((name.into(), d));
+            pools.push((name, pool));
         }
+        Ok(pools)
+    }
+
+    /// One of `distill-wordnet`, `distill-replace` and `distill-mixed`: the teacher labels the
+    /// augmented corpus plus the new inputs in `pool` (one EDA copy each).
+    fn distill_on(
+        &self,
+        teacher: &Teacher,
+        name: &str,
+        pool: &Path,
+        split: &DevSplit,
+        report: &mut ExperimentReport,
+        candidates: &mut Vec<(String, Generation)>,
+    ) -> Result<()> {
+        let dir = pool.parent().unwrap_or(&self.dir).to_path_buf();
+        let cfg = self.sd(self.cfg.copies, 0, Some(pool.display().to_string()));
+        let corpus = selfdistill::prepare(&cfg, &self.cfg.train, &dir)?.with_holdout(split);
+        let taught = vec![teacher.generation.model.clone()];
+        let student = teacher.student(&self.student);
+        let d = self.train(&student, &corpus, 1, taught, 0, &dir.join("student"))?;
+        record(report, name, self.seed, &d)?;
+        candidates.push((name.into(), d));
         Ok(())
     }
 
@@ -431,9 +467,10 @@ impl SeedRun<'_> {
             self.cfg.generations,
             Some(pool.to_string()),
         );
-        let sd_dir = self.dir.join("self-distill");
-        let corpus = selfdistill::prepare(&semi_cfg, &self.cfg.train, &sd_dir)?.with_holdout(split);
-        let dir = sd_dir.join("gen-1-semi");
+        let semi_dir = self.dir.join("semi");
+        let corpus =
+            selfdistill::prepare(&semi_cfg, &self.cfg.train, &semi_dir)?.with_holdout(split);
+        let dir = semi_dir.join("student");
         let s = self.train(&student, &corpus, 1, vec![by.model.clone()], 0, &dir)?;
         record(report, "semi", self.seed, &s)?;
         Ok(name.to_string())

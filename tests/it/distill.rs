@@ -565,6 +565,18 @@ fn experiment_compares_every_setting_over_seeds() {
         assert!(folds.is_file(), "{}", folds.display());
     }
     assert!(!sd.join("gen-2/crossfit").exists());
+    // Generations after 0 also learnt the new inputs (WordNet sentences and replaced rows,
+    // each with an EDA copy) from their teachers; generation 0 knows only the gold labels.
+    let mixed = read_batches(&out.join("seed-0/distill/mixed"))
+        .iter()
+        .map(|b| b.num_rows())
+        .sum::<usize>();
+    assert!(mixed > 40, "{mixed} new inputs");
+    for g in ["gen-1", "gen-2", "gen-2-ensemble"] {
+        let taught = read_logits(&sd.join(g).join("soft-pool")).len();
+        assert!(taught > mixed, "{g}: {taught} pool rows labelled");
+    }
+    assert!(!sd.join("gen-0/soft-pool").exists());
     let curves: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("curves.json")).unwrap()).unwrap();
     let entropy = curves
@@ -609,7 +621,7 @@ fn experiment_compares_every_setting_over_seeds() {
     assert!(log["soft_labelled"].as_u64().unwrap() > 80, "{log}");
     // semi: the pool (60 rows and a copy each) was labelled by the teacher; its labels were
     // ignored, so only the corpus' 360 rows count as labelled.
-    let semi = sd.join("gen-1-semi");
+    let semi = out.join("seed-0/semi/student");
     assert_eq!(read_logits(&semi.join("soft-pool")).len(), 120);
     let semi_gen: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(semi.join("generation.json")).unwrap())
