@@ -150,7 +150,8 @@ pub struct ExperimentArgs {
     wordnet_sentences: usize,
     /// Copies of each training row, with words replaced by WordNet words of the same part of
     /// speech, that the `distill` teacher labels for the `distill-replace` setting (0: no such
-    /// setting). With WordNet sentences too, `distill-mixed` has both.
+    /// setting). With WordNet sentences too, `distill-mixed` has both. The self-distillation
+    /// generations after 0 learn the richest of these sets from their teachers.
     #[arg(long, value_name = "N", default_value_t = retort::distill::transfer::DEFAULT_REPLACEMENT_COPIES)]
     replacement_copies: u32,
     /// Passes over the augmented rows; `gold` trains for the same number of steps

@@ -197,10 +197,12 @@ fn header(c: &ExperimentConfig) -> String {
     format!(
         "# Experiment\n\ntrain `{}`, test `{}`, {} seed(s), student `{}`, EDA α = {} with {} \
          copies, {} self-distillation generation(s), {} epochs over the augmented rows (`gold`: \
-         the same number of steps over the original rows){}. {:.0}% of each class is held out \
+         as many passes over the original rows as over each copy; settings with new inputs \
+         pass over those too){}. {:.0}% of each class is held out \
          as a dev split: every student stops at the epoch that scores best on it, and `full` is \
          the first student within one standard error of the best there (the recommended \
-         `distill-wordnet` when there is a teacher, then the simplest first).\n\n",
+         `distill-mixed`, `distill-wordnet` and `distill-replace` when there is a teacher, \
+         then the simplest first).\n\n",
         c.train,
         c.test,
         c.seeds,
