@@ -62,7 +62,10 @@ pub fn calibrate_model(mut model: Model, held_out: &Dataset, out: &Path) -> Resu
 }
 
 /// The temperature in [0.05, 20] (a log-spaced grid of 241 points) that minimises the mean
-/// negative log-likelihood of `gold` under `softmax(logits / T)`; 1 without rows.
+/// negative log-likelihood of `gold` under `softmax(logits / T)`; 1 without rows, and 1 when
+/// the minimum lies at an end of the grid: then the rows do not determine a temperature (a dev
+/// split the model classifies without error has its likelihood rise as T falls towards 0, and
+/// sharpening a teacher that far would erase its soft labels).
 pub fn fit_temperature(logits: &[Vec<f32>], gold: &[usize]) -> f64 {
     if logits.is_empty() {
         return 1.0;
@@ -78,15 +81,27 @@ pub fn fit_temperature(logits: &[Vec<f32>], gold: &[usize]) -> f64 {
             .sum::<f64>()
             / logits.len() as f64
     };
+    const STEPS: u32 = 240;
     let (lo, hi) = (0.05f64.ln(), 20f64.ln());
-    (0..=240)
-        .map(|i| (lo + (hi - lo) * f64::from(i) / 240.0).exp())
-        .map(|t| (nll(t), t))
+    let (_, best, at) = (0..=STEPS)
+        .map(|i| (lo + (hi - lo) * f64::from(i) / f64::from(STEPS)).exp())
+        .enumerate()
+        .map(|(i, t)| (nll(t), t, i))
         .fold(
-            (f64::INFINITY, 1.0),
-            |best, x| if x.0 < best.0 { x } else { best },
-        )
-        .1
+            (f64::INFINITY, 1.0, 0),
+            |best, x| {
+                if x.0 < best.0 {
+                    x
+                } else {
+                    best
+                }
+            },
+        );
+    if at == 0 || at == STEPS as usize {
+        1.0
+    } else {
+        best
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +133,15 @@ mod tests {
             assert!((t / k - 1.0).abs() < 0.15, "made with {k}, fitted {t}");
         }
         assert_eq!(fit_temperature(&[], &[]), 1.0);
+    }
+
+    #[test]
+    fn rows_classified_without_error_leave_the_temperature_at_one() {
+        // Every row right: the likelihood keeps rising as T falls, so no T is determined.
+        let logits = vec![vec![2.0f32, -1.0], vec![-0.5, 1.5], vec![3.0, 0.0]];
+        assert_eq!(fit_temperature(&logits, &[0, 1, 0]), 1.0);
+        // One error makes the minimum interior again.
+        let t = fit_temperature(&logits, &[0, 1, 1]);
+        assert!(t != 1.0 && t > 0.05 && t < 20.0, "{t}");
     }
 }
