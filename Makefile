@@ -139,7 +139,7 @@ $(REC)/new-inputs.parquet: $(REC)/split/train.parquet
 	$(RETORT) transfer-set --train $< --exclude $(REC_TEST) --out $@
 
 $(REC)/student/_TRAINED.json: $(REC)/teacher/best/retort.json $(REC)/new-inputs.parquet pipelines/recommended.toml FORCE
-	$(RETORT) run pipelines/recommended.toml --var train=$(REC)/split/train.parquet \
+	$(RETORT) run pipelines/recommended.toml --var input=$(REC)/split/train.parquet \
 	  --var dev=$(REC)/split/dev.parquet --var new_inputs=$(REC)/new-inputs.parquet \
 	  --var teacher=$(REC)/teacher/best --var output=$(REC)/student --quiet
 

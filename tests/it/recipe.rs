@@ -119,7 +119,7 @@ fn the_recommended_chain_trains_a_student_on_gold_and_new_inputs() {
             .display()
             .to_string(),
         "--var".into(),
-        var("train", &split_train),
+        var("input", &split_train),
         "--var".into(),
         var("dev", &dev),
         "--var".into(),
