@@ -94,40 +94,26 @@ pub fn split(args: &SplitArgs) -> Result<i32> {
 pub fn transfer_set(args: &TransferSetArgs) -> Result<i32> {
     let train = data::load(&args.train, "text", "label", None)?;
     let exclude = excluded_texts(args.exclude.as_deref())?;
-    let wordnet = retort::augment::wordnet::default_wordnet_dir();
-    let mut rows: Vec<Row> = Vec::new();
-    if args.wordnet_sentences > 0 {
-        let texts =
-            transfer::wordnet_sample(&wordnet, args.wordnet_sentences, args.seed, &exclude)?;
-        rows.extend(
-            texts
-                .into_iter()
-                .enumerate()
-                .map(|(i, t)| (format!("wordnet-{i}"), t, None)),
-        );
-    }
-    let sentences = rows.len();
-    if args.replacement_copies > 0 {
-        let replace = retort::augment::replace::Replace::new(&Default::default())?;
-        let texts: Vec<&str> = train.examples.iter().map(|e| e.text.as_str()).collect();
-        let copies = transfer::replacement_copies(
-            &texts,
-            &replace,
-            args.replacement_copies,
-            args.seed,
-            &exclude,
-        );
-        rows.extend(
-            copies
-                .into_iter()
-                .enumerate()
-                .map(|(i, t)| (format!("replaced-{i}"), t, None)),
-        );
-    }
+    let texts: Vec<&str> = train.examples.iter().map(|e| e.text.as_str()).collect();
+    let (sentences, replaced) = transfer::new_inputs(
+        &texts,
+        args.wordnet_sentences,
+        args.replacement_copies,
+        args.seed,
+        &exclude,
+    )?;
+    let (n_sentences, n_replaced) = (sentences.len(), replaced.len());
+    let named =
+        |prefix: &'static str| move |(i, t): (usize, String)| (format!("{prefix}-{i}"), t, None);
+    let rows: Vec<Row> = sentences
+        .into_iter()
+        .enumerate()
+        .map(named("wordnet"))
+        .chain(replaced.into_iter().enumerate().map(named("replaced")))
+        .collect();
     write_rows(&args.out, &rows, Some(&train.label_names))?;
     eprintln!(
-        "{sentences} WordNet sentences and {} replaced copies -> {}",
-        rows.len() - sentences,
+        "{n_sentences} WordNet sentences and {n_replaced} replaced copies -> {}",
         args.out.display()
     );
     Ok(0)

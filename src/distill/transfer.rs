@@ -81,6 +81,35 @@ pub fn replacement_copies(
     out
 }
 
+/// The two kinds of new inputs: `sentences` WordNet example sentences and `copies` replaced
+/// copies of each of `texts` (the training rows, never the dev rows), none a text of `exclude`;
+/// a count of 0 gives none of that kind.
+pub fn new_inputs(
+    texts: &[&str],
+    sentences: usize,
+    copies: u32,
+    seed: u64,
+    exclude: &HashSet<String>,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let wordnet = match sentences {
+        0 => Vec::new(),
+        n => wordnet_sample(
+            &crate::augment::wordnet::default_wordnet_dir(),
+            n,
+            seed,
+            exclude,
+        )?,
+    };
+    let replaced = match copies {
+        0 => Vec::new(),
+        copies => {
+            let replace = Replace::new(&Default::default())?;
+            replacement_copies(texts, &replace, copies, seed, exclude)
+        }
+    };
+    Ok((wordnet, replaced))
+}
+
 /// Writes `texts` as a Parquet file with columns `id` (`wordnet-<i>`) and `text` at `path`
 /// (see [`write_rows`]: rewritten only when its rows change).
 pub fn write_text_pool(path: &Path, texts: &[String]) -> Result<()> {

@@ -42,26 +42,20 @@ impl SeedRun<'_> {
         plain: &Corpus,
         test_texts: &HashSet<String>,
     ) -> Result<Vec<(&'static str, PathBuf)>> {
-        let wordnet_dir = crate::augment::wordnet::default_wordnet_dir();
-        let seed = self.student.seed;
-        let sentences = match self.cfg.wordnet_sentences {
-            0 => Vec::new(),
-            n => transfer::wordnet_sample(&wordnet_dir, n, seed, test_texts)?,
-        };
-        let replaced = match self.cfg.replacement_copies {
-            0 => Vec::new(),
-            copies => {
-                let replace = crate::augment::replace::Replace::new(&Default::default())?;
-                // The training rows only: the dev split's rows stay unseen.
-                let texts: Vec<&str> = plain
-                    .gold
-                    .examples
-                    .iter()
-                    .map(|e| e.text.as_str())
-                    .collect();
-                transfer::replacement_copies(&texts, &replace, copies, seed, test_texts)
-            }
-        };
+        // The training rows only: the dev split's rows stay unseen.
+        let texts: Vec<&str> = plain
+            .gold
+            .examples
+            .iter()
+            .map(|e| e.text.as_str())
+            .collect();
+        let (sentences, replaced) = transfer::new_inputs(
+            &texts,
+            self.cfg.wordnet_sentences,
+            self.cfg.replacement_copies,
+            self.student.seed,
+            test_texts,
+        )?;
         let both = !sentences.is_empty() && !replaced.is_empty();
         let mixed: Vec<String> = match both {
             true => sentences.iter().chain(&replaced).cloned().collect(),
